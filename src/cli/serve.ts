@@ -1,0 +1,62 @@
+/* `mailveil serve`: run the relay until SIGTERM/SIGINT; SIGHUP reloads rules. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load';
+import { RuleSetError, formatRuleError } from '../rules/load';
+import { describePipeline } from '../pipeline/order';
+import { Service } from '../service';
+import { UserError } from './main';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the SMTP filter (flags override the config file)')
+    .option('--config <file>', 'YAML config file')
+    .option('--listen <host:port>', 'SMTP listener (default 127.0.0.1:10025)')
+    .option('--next-hop <host:port>', 'where filtered mail goes (default 127.0.0.1:10026)')
+    .option('--rules <dir>', 'rules directory (default ./rules.d)')
+    .option('--state-dir <dir>', 'state directory: keys, spool, quarantine (default ./var)')
+    .option('--metrics <host:port>', '/metrics /healthz /readyz listener (default 127.0.0.1:9464)')
+    .option('--admin <host:port>', 'admin API listener (default 127.0.0.1:9465)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option('--print-pipeline', 'print the stage order and exit')
+    .action(async (o) => {
+      if (o.printPipeline) {
+        process.stdout.write(describePipeline().join('\n') + '\n');
+        return;
+      }
+      const config = loadConfig(o.config, {
+        listen: o.listen,
+        next_hop: o.nextHop,
+        rules_dir: o.rules,
+        state_dir: o.stateDir,
+        metrics: o.metrics,
+        admin: o.admin,
+        log_level: o.logLevel,
+      });
+      let service: Service;
+      try {
+        service = new Service(config);
+      } catch (err) {
+        if (err instanceof RuleSetError) throw new UserError(`rules: ${err.errors.map(formatRuleError).join('; ')}`);
+        throw err;
+      }
+      try {
+        await service.start();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+        throw new UserError(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? `cannot listen on ${e.address}:${e.port}: ${e.code}` : e.message);
+      }
+      process.on('SIGHUP', () => service.reload('SIGHUP'));
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          service.drain().then(resolve, (err) => {
+            service.rt.log.error({ err: { message: (err as Error).message } }, 'drain failed');
+            resolve();
+          });
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      process.exit(0);
+    });
+}

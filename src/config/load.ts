@@ -1,0 +1,129 @@
+/*
+ * Reads the YAML config, applies flag overrides and defaults, validates, and
+ * converts to typed values. Any problem is one ConfigError whose message is a
+ * single line naming the file and the key, so `serve` can print it and exit 1.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Ajv, { type ErrorObject } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { configSchema } from './schema';
+import { parseEndpoint, parseCidr, type Endpoint } from './address';
+import { parseSize } from './size';
+import { parseDuration } from './duration';
+import type { Action } from '../rules/types';
+
+export interface Config {
+  listen: Endpoint;
+  next_hop: Endpoint;
+  clients: string[];
+  rules_dir: string;
+  state_dir: string;
+  metrics: Endpoint;
+  admin: Endpoint;
+  log_level: string;
+  unscannable: Action;
+  hostname: string;
+  verdict_header: string | false;
+  limits: {
+    max_message_size: number;
+    max_header_size: number;
+    max_mime_depth: number;
+    max_parts: number;
+    spool_memory: number;
+    max_recipients: number;
+    max_connections: number;
+  };
+  timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_data: number; client_idle: number; drain: number };
+  next_hop_pool: { max_idle: number; idle_timeout: number };
+  inbound_tls?: { cert: string; key: string };
+}
+
+/** Flag values, already named as config keys. */
+export type ConfigOverrides = Partial<Record<'listen' | 'next_hop' | 'rules_dir' | 'state_dir' | 'metrics' | 'admin' | 'log_level', string>>;
+
+export class ConfigError extends Error {
+  readonly code = 'MV_CONFIG';
+}
+
+const FORMAT_HINTS: Record<string, string> = {
+  endpoint: 'must be HOST:PORT, e.g. 127.0.0.1:10025 or [::1]:10025',
+  size: 'must be a size, e.g. 50MiB, 512KB or a byte count',
+  duration: 'must be a duration, e.g. 500ms, 30s, 5m, 7d',
+  cidr: 'must be an address or CIDR, e.g. 10.0.0.0/8 or ::1/128',
+};
+
+const ajv = new Ajv({ allErrors: false, useDefaults: true, strict: true, allowUnionTypes: true });
+ajv.addFormat('endpoint', (v: string) => parseEndpoint(v) !== undefined);
+ajv.addFormat('cidr', (v: string) => parseCidr(v) !== undefined);
+ajv.addFormat('size', { type: 'string', validate: (v: string) => parseSize(v) !== undefined });
+ajv.addFormat('duration', { type: 'string', validate: (v: string) => parseDuration(v) !== undefined });
+const validate = ajv.compile(configSchema);
+
+function describe(err: ErrorObject): string {
+  const path = err.instancePath.slice(1).replace(/\//g, '.');
+  if (err.keyword === 'additionalProperties') {
+    const key = (err.params as { additionalProperty: string }).additionalProperty;
+    return `${path ? path + '.' : ''}${key}: unknown key`;
+  }
+  const hint = err.keyword === 'format' ? FORMAT_HINTS[(err.params as { format: string }).format] : undefined;
+  return `${path || '(top level)'}: ${hint ?? err.message}`;
+}
+
+export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, cwd = process.cwd()): Config {
+  let raw: unknown = {};
+  const where = file ?? 'config';
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${file}: must be a YAML mapping`);
+  }
+  const base = file ? dirname(resolve(cwd, file)) : cwd;
+  const obj = raw as Record<string, unknown>;
+  // Paths written in a file are relative to that file; paths given as flags or
+  // left to their defaults are relative to the working directory.
+  for (const key of ['rules_dir', 'state_dir'] as const) {
+    if (typeof obj[key] === 'string') obj[key] = resolve(base, obj[key] as string);
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) obj[key] = key.endsWith('_dir') ? resolve(cwd, value) : value;
+  }
+  if (!validate(obj)) {
+    throw new ConfigError(`${where}: ${describe(validate.errors![0])}`);
+  }
+  const v = obj as Record<string, any>;
+  const cfg: Config = {
+    ...v,
+    listen: parseEndpoint(v.listen)!,
+    next_hop: parseEndpoint(v.next_hop)!,
+    metrics: parseEndpoint(v.metrics)!,
+    admin: parseEndpoint(v.admin)!,
+    rules_dir: resolve(cwd, v.rules_dir),
+    state_dir: resolve(cwd, v.state_dir),
+    limits: {
+      ...v.limits,
+      max_message_size: parseSize(v.limits.max_message_size)!,
+      max_header_size: parseSize(v.limits.max_header_size)!,
+      spool_memory: parseSize(v.limits.spool_memory)!,
+    },
+    timeouts: Object.fromEntries(Object.entries(v.timeouts).map(([k, d]) => [k, parseDuration(d)!])) as Config['timeouts'],
+    next_hop_pool: { ...v.next_hop_pool, idle_timeout: parseDuration(v.next_hop_pool.idle_timeout)! },
+  } as Config;
+  if (cfg.limits.max_message_size < 1024) throw new ConfigError(`${where}: limits.max_message_size: must be at least 1KiB`);
+  if (cfg.limits.max_header_size > cfg.limits.max_message_size) {
+    throw new ConfigError(`${where}: limits.max_header_size: must not exceed limits.max_message_size`);
+  }
+  if (cfg.inbound_tls) {
+    cfg.inbound_tls = { cert: resolve(base, cfg.inbound_tls.cert), key: resolve(base, cfg.inbound_tls.key) };
+  }
+  return cfg;
+}

@@ -1,0 +1,81 @@
+/*
+ * The one typed config schema. Defaults live here and nowhere else; the
+ * README's reference is written from this file. An unknown key is an error,
+ * because a misspelt key that is silently ignored is a policy that is not
+ * applied.
+ */
+import { ACTIONS } from '../rules/types';
+
+
+const endpoint = { type: 'string', format: 'endpoint' } as const;
+const size = { type: ['string', 'integer'], format: 'size' } as const;
+const duration = { type: ['string', 'integer'], format: 'duration' } as const;
+
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    listen: { ...endpoint, default: '127.0.0.1:10025' },
+    next_hop: { ...endpoint, default: '127.0.0.1:10026' },
+    clients: {
+      type: 'array',
+      items: { type: 'string', format: 'cidr' },
+      default: ['127.0.0.0/8', '::1/128'],
+    },
+    rules_dir: { type: 'string', minLength: 1, default: './rules.d' },
+    state_dir: { type: 'string', minLength: 1, default: './var' },
+    metrics: { ...endpoint, default: '127.0.0.1:9464' },
+    admin: { ...endpoint, default: '127.0.0.1:9465' },
+    log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    unscannable: { enum: [...ACTIONS], default: 'quarantine' },
+    hostname: { type: 'string', pattern: '^[A-Za-z0-9.-]+$', default: 'localhost' },
+    verdict_header: {
+      anyOf: [{ type: 'string', pattern: '^[!-9;-~]+$' }, { const: false }],
+      default: 'X-Mailveil-Verdict',
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        max_message_size: { ...size, default: '50MiB' },
+        max_header_size: { ...size, default: '1MiB' },
+        max_mime_depth: { type: 'integer', minimum: 1, maximum: 1000, default: 32 },
+        max_parts: { type: 'integer', minimum: 1, maximum: 100000, default: 1000 },
+        spool_memory: { ...size, default: '1MiB' },
+        max_recipients: { type: 'integer', minimum: 1, maximum: 100000, default: 1000 },
+        max_connections: { type: 'integer', minimum: 1, maximum: 100000, default: 200 },
+      },
+    },
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        next_hop_connect: { ...duration, default: '10s' },
+        next_hop_command: { ...duration, default: '60s' },
+        next_hop_data: { ...duration, default: '10m' },
+        client_idle: { ...duration, default: '5m' },
+        drain: { ...duration, default: '60s' },
+      },
+    },
+    next_hop_pool: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        max_idle: { type: 'integer', minimum: 0, maximum: 1000, default: 20 },
+        idle_timeout: { ...duration, default: '30s' },
+      },
+    },
+    inbound_tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: {
+        cert: { type: 'string', minLength: 1 },
+        key: { type: 'string', minLength: 1 },
+      },
+    },
+  },
+} as const;

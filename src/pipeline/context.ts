@@ -1,0 +1,54 @@
+/*
+ * Per-message state, in one object (Haraka's "notes"): every stage reads and
+ * writes here instead of keeping state in closures. It never holds a matched
+ * value, only what a finding may carry: detector, count, part path, offset.
+ */
+import type { Config } from '../config/load';
+import type { RuleSet, Action } from '../rules/types';
+import type { Pseudonymiser } from '../observability/pseudonym';
+
+export interface Finding {
+  rule: string;
+  detector: string;
+  count: number;
+  part: string;
+  offset: number;
+}
+
+export interface Verdict {
+  action: Action | 'pass';
+  rules: string[];
+  /** SMTP reply for reject/tempfail, as the rule wrote it. */
+  reply?: string;
+}
+
+export interface MessageContext {
+  id: string;
+  config: Config;
+  /** The rule set that was live when the message arrived; reloads never change it mid-message. */
+  rules: RuleSet;
+  pseudonyms: Pseudonymiser;
+  receivedAt: number;
+  /** Bytes of the message as received, set when pass 1 ends. */
+  size: number;
+  headerBytes: number;
+  /** Reasons the content could not be fully scanned; never treated as clean. */
+  unscannable: string[];
+  findings: Finding[];
+  verdict: Verdict;
+}
+
+export function newContext(id: string, config: Config, rules: RuleSet, pseudonyms: Pseudonymiser): MessageContext {
+  return {
+    id,
+    config,
+    rules,
+    pseudonyms,
+    receivedAt: Date.now(),
+    size: 0,
+    headerBytes: 0,
+    unscannable: [],
+    findings: [],
+    verdict: { action: 'pass', rules: [] },
+  };
+}

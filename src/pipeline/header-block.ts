@@ -1,0 +1,93 @@
+/*
+ * A Transform that holds back the header section of a message (RFC 5322 2.1:
+ * everything up to the first empty line), hands it to `rewrite` once, then
+ * passes the body through untouched. The held bytes are bounded by `limit`;
+ * past it the stream fails, because a header we cannot see whole is a header
+ * we cannot anonymise (fail closed). A message with no empty line is all
+ * header. Line ends may be CRLF or bare LF; the SMTP encoder makes them CRLF.
+ * Each byte is looked at once, however the input is chunked.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+export class HeaderTooLargeError extends Error {
+  readonly code = 'MV_HEADER_TOO_LARGE';
+}
+
+/** Incremental search for the empty line that ends a header section. */
+export class HeaderEndFinder {
+  private atLineStart = true;
+  private crAtLineStart = false;
+
+  /** Index in `chunk` just past the empty line, or -1 if it is not in this chunk. */
+  feed(chunk: Buffer): number {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.atLineStart) {
+        const b = chunk[i];
+        if (b === LF) return i + 1;
+        if (b === CR && !this.crAtLineStart) {
+          this.crAtLineStart = true;
+          i++;
+          continue;
+        }
+        this.atLineStart = false;
+        this.crAtLineStart = false;
+      }
+      const nl = chunk.indexOf(LF, i);
+      if (nl < 0) return -1;
+      this.atLineStart = true;
+      i = nl + 1;
+    }
+    return -1;
+  }
+}
+
+export class HeaderBlockTransform extends Transform {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private done = false;
+  private readonly finder = new HeaderEndFinder();
+
+  constructor(
+    private readonly limit: number,
+    private readonly rewrite: (header: Buffer) => Buffer,
+  ) {
+    super();
+  }
+
+  _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.done) return cb(null, chunk);
+    const end = this.finder.feed(chunk);
+    const headerPart = end < 0 ? chunk : chunk.subarray(0, end);
+    this.held.push(headerPart);
+    this.heldBytes += headerPart.length;
+    if (this.heldBytes > this.limit) return cb(new HeaderTooLargeError(`header section exceeds ${this.limit} bytes`));
+    if (end < 0) return cb();
+    try {
+      this.flushHeader();
+    } catch (err) {
+      return cb(err as Error);
+    }
+    if (end < chunk.length) this.push(chunk.subarray(end));
+    cb();
+  }
+
+  _flush(cb: TransformCallback): void {
+    try {
+      if (!this.done) this.flushHeader();
+    } catch (err) {
+      return cb(err as Error);
+    }
+    cb();
+  }
+
+  private flushHeader(): void {
+    this.done = true;
+    const header = Buffer.concat(this.held, this.heldBytes);
+    this.held = [];
+    this.push(this.rewrite(header));
+  }
+}

@@ -1,0 +1,121 @@
+/*
+ * Pass 1 sink: keeps the original message for pass 2. Up to `memoryLimit`
+ * bytes stay in memory; past that the whole message goes to a temp file, so
+ * memory per message is bounded whatever its size (guarantee 3).
+ *
+ * The temp file is encrypted with AES-256-GCM under a key that exists only in
+ * this process's memory: a crash leaves ciphertext nobody can read, and a
+ * tampered file fails the tag check before pass 2 could send the final dot.
+ * Stale files are removed at start (cleanStaleSpool).
+ */
+import { createCipheriv, createDecipheriv, randomBytes, type CipherGCM } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, type WriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+
+export const SPOOL_DIR = 'spool';
+
+export function spoolDir(stateDir: string): string {
+  return join(stateDir, SPOOL_DIR);
+}
+
+/** Removes spool files a previous process left behind; they cannot be decrypted anyway. */
+export function cleanStaleSpool(stateDir: string): number {
+  const dir = spoolDir(stateDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    rmSync(join(dir, name), { force: true });
+    n++;
+  }
+  return n;
+}
+
+export class Spool extends Writable {
+  size = 0;
+  private memory: Buffer[] = [];
+  private file?: { path: string; out: WriteStream; cipher: CipherGCM; key: Buffer; iv: Buffer; tag?: Buffer };
+
+  constructor(
+    private readonly dir: string,
+    private readonly id: string,
+    private readonly memoryLimit: number,
+  ) {
+    super({ highWaterMark: 64 * 1024 });
+  }
+
+  /** True once the message went to disk. */
+  get spilled(): boolean {
+    return this.file !== undefined;
+  }
+
+  _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.size += chunk.length;
+    if (!this.file && this.size <= this.memoryLimit) {
+      this.memory.push(chunk);
+      return cb();
+    }
+    if (!this.file) this.spill();
+    const f = this.file!;
+    if (f.cipher.write(chunk)) cb();
+    else f.cipher.once('drain', () => cb());
+  }
+
+  _final(cb: (err?: Error | null) => void): void {
+    const f = this.file;
+    if (!f) return cb();
+    f.out.once('finish', () => {
+      f.tag = f.cipher.getAuthTag();
+      cb();
+    });
+    f.cipher.end();
+  }
+
+  _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.file?.cipher.destroy();
+    this.file?.out.destroy();
+    cb(err);
+  }
+
+  /** The original message, from memory or decrypted from disk. */
+  read(): Readable {
+    const f = this.file;
+    if (!f) return Readable.from(this.memory, { objectMode: false });
+    if (!f.tag) throw new Error('spool read before it was complete');
+    const tag = f.tag;
+    return Readable.from(
+      (async function* () {
+        const decipher = createDecipheriv('aes-256-gcm', f.key, f.iv);
+        decipher.setAuthTag(tag);
+        for await (const chunk of createReadStream(f.path, { highWaterMark: 64 * 1024 })) {
+          yield decipher.update(chunk as Buffer);
+        }
+        const last = decipher.final(); // throws if the file was altered
+        if (last.length) yield last;
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  async dispose(): Promise<void> {
+    this.memory = [];
+    const f = this.file;
+    if (!f) return;
+    f.out.destroy();
+    await unlink(f.path).catch(() => undefined);
+  }
+
+  private spill(): void {
+    const key = randomBytes(32);
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    const path = join(this.dir, `${this.id}.spool`);
+    const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    out.on('error', (err) => this.destroy(err));
+    cipher.pipe(out);
+    this.file = { path, out, cipher, key, iv };
+    for (const b of this.memory) cipher.write(b);
+    this.memory = [];
+  }
+}

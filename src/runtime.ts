@@ -1,0 +1,21 @@
+/*
+ * What the SMTP handlers share for the life of the process. `rules` is read
+ * once per message, so a reload swaps the set between messages, never within.
+ */
+import type { Config } from './config/load';
+import type { RuleSet } from './rules/types';
+import type { Pseudonymiser } from './observability/pseudonym';
+import type { Metrics } from './observability/metrics';
+import type { Logger } from './observability/log';
+import type { NextHopPool } from './smtp/next-hop-pool';
+
+export interface Runtime {
+  config: Config;
+  rules(): RuleSet;
+  pseudonyms: Pseudonymiser;
+  metrics: Metrics;
+  log: Logger;
+  pool: NextHopPool;
+  /** Set when SIGTERM arrives: no new transactions are started. */
+  draining: boolean;
+}

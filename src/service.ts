@@ -1,0 +1,162 @@
+/*
+ * The running relay: wires config, rules, pseudonyms, metrics, the next-hop
+ * pool and the SMTP front, and owns the process-level behaviours:
+ *  - reload: SIGHUP or a change under rules_dir builds a new rule set; a
+ *    broken set is refused and the last good one stays live;
+ *  - drain: SIGTERM stops the listener, lets open transactions finish,
+ *    closes idle sessions with 421, then resolves so the process exits 0.
+ */
+import { mkdirSync, watch, type FSWatcher } from 'node:fs';
+import type { Server } from 'node:http';
+import type { SMTPServer } from 'smtp-server';
+import type { Config } from './config/load';
+import { formatEndpoint } from './config/address';
+import { loadRuleSet, RuleSetError } from './rules/load';
+import type { RuleSet } from './rules/types';
+import { Pseudonymiser } from './observability/pseudonym';
+import { Metrics } from './observability/metrics';
+import { createLogger, type Logger } from './observability/log';
+import { startOpsServer } from './observability/http';
+import { NextHopPool } from './smtp/next-hop-pool';
+import { createSmtpServer } from './smtp/server';
+import { cleanStaleSpool } from './pipeline/spool';
+import { describePipeline } from './pipeline/order';
+import type { Runtime } from './runtime';
+
+const RELOAD_DEBOUNCE_MS = 200;
+const DRAIN_POLL_MS = 50;
+
+export class Service {
+  readonly rt: Runtime;
+  private ruleSet: RuleSet;
+  private smtp?: SMTPServer;
+  private ops?: Server;
+  private watcher?: FSWatcher;
+  private reloadTimer?: NodeJS.Timeout;
+  private listening = false;
+
+  constructor(config: Config, log: Logger = createLogger(config.log_level)) {
+    mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
+    // Throws RuleSetError: a process must not start on a broken rule set.
+    this.ruleSet = loadRuleSet(config.rules_dir);
+    const metrics = new Metrics();
+    metrics.rulesReload.inc({ result: 'ok' });
+    this.rt = {
+      config,
+      rules: () => this.ruleSet,
+      pseudonyms: Pseudonymiser.fromStateDir(config.state_dir),
+      metrics,
+      log,
+      pool: new NextHopPool(
+        {
+          host: config.next_hop.host,
+          port: config.next_hop.port,
+          helo: config.hostname,
+          connectTimeout: config.timeouts.next_hop_connect,
+          commandTimeout: config.timeouts.next_hop_command,
+          dataTimeout: config.timeouts.next_hop_data,
+        },
+        config.next_hop_pool.max_idle,
+        config.next_hop_pool.idle_timeout,
+      ),
+      draining: false,
+    };
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this.rt;
+    const stale = cleanStaleSpool(config.state_dir);
+    if (stale) log.warn({ event: 'spool_cleanup', files: stale }, 'removed unreadable spool files left by an earlier process');
+    this.ops = await startOpsServer(config.metrics, this.rt.metrics, {
+      ready: () => ({
+        ok: this.listening && !this.rt.draining,
+        detail: { listening: this.listening, draining: this.rt.draining, rules: this.ruleSet.rules.length, rules_loaded_at: this.ruleSet.loadedAt },
+      }),
+    });
+    const { server } = createSmtpServer(this.rt);
+    this.smtp = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => log.error({ err: { message: err.message } }, 'smtp server error'));
+    this.listening = true;
+    this.watchRules();
+    log.info(
+      {
+        listen: formatEndpoint(config.listen),
+        next_hop: formatEndpoint(config.next_hop),
+        metrics: formatEndpoint(config.metrics),
+        rules: this.ruleSet.files.length,
+        pipeline: describePipeline(),
+      },
+      'listening',
+    );
+  }
+
+  /** Loads rules_dir again; keeps the current set if the new one is broken. */
+  reload(trigger: string): boolean {
+    const { log, metrics } = this.rt;
+    try {
+      this.ruleSet = loadRuleSet(this.rt.config.rules_dir);
+      metrics.rulesReload.inc({ result: 'ok' });
+      log.info({ event: 'rules_reload', trigger, result: 'ok', files: this.ruleSet.files.length, rules: this.ruleSet.rules.length }, 'rules reloaded');
+      return true;
+    } catch (err) {
+      metrics.rulesReload.inc({ result: 'error' });
+      const errors = err instanceof RuleSetError ? err.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`) : [(err as Error).message];
+      log.error({ event: 'rules_reload', trigger, result: 'error', errors }, 'rules reload refused; the previous rule set stays live');
+      return false;
+    }
+  }
+
+  /** Stops taking mail and resolves once every open transaction has ended. */
+  async drain(): Promise<void> {
+    const { log, config } = this.rt;
+    if (this.rt.draining) return;
+    this.rt.draining = true;
+    this.watcher?.close();
+    clearTimeout(this.reloadTimer);
+    const smtp = this.smtp;
+    log.info({ event: 'drain', connections: smtp?.connections.size ?? 0 }, 'draining');
+    if (smtp) {
+      await new Promise<void>((resolve) => {
+        smtp.server.close(() => resolve());
+        const deadline = Date.now() + config.timeouts.drain;
+        const tick = () => {
+          for (const conn of smtp.connections) {
+            // A session with no open transaction is told to come back later;
+            // one inside MAIL..DATA is left to finish.
+            const busy = Boolean(conn.session?.envelope?.mailFrom);
+            if (!busy || Date.now() > deadline) {
+              conn.send(421, '4.3.2 Service shutting down, try again later');
+              conn.close();
+            }
+          }
+          if (smtp.connections.size > 0) setTimeout(tick, DRAIN_POLL_MS);
+        };
+        tick();
+      });
+    }
+    this.listening = false;
+    this.rt.pool.close();
+    await new Promise<void>((resolve) => (this.ops ? this.ops.close(() => resolve()) : resolve()));
+    this.ops?.closeAllConnections();
+    log.info({ event: 'drain', result: 'done' }, 'drained');
+  }
+
+  private watchRules(): void {
+    try {
+      this.watcher = watch(this.rt.config.rules_dir, () => {
+        clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => this.reload('watch'), RELOAD_DEBOUNCE_MS);
+      });
+      this.watcher.on('error', (err) => this.rt.log.warn({ err: { message: err.message } }, 'rules_dir watch failed; SIGHUP still reloads'));
+    } catch (err) {
+      this.rt.log.warn({ err: { message: (err as Error).message } }, 'cannot watch rules_dir; SIGHUP still reloads');
+    }
+  }
+}

@@ -1,0 +1,105 @@
+/*
+ * Rebuilds the envelope for the next hop exactly as our client sent it:
+ * MAIL FROM with SIZE, BODY, SMTPUTF8, RET, ENVID; RCPT TO with NOTIFY and
+ * ORCPT (RFC 3461, 6152, 6531, 1870); and XFORWARD (Postfix XFORWARD_README)
+ * so the next hop logs the original client, not us.
+ *
+ * A parameter whose extension the next hop does not offer is left out, as
+ * Postfix's smtp client does, except SMTPUTF8: a message that needs it
+ * cannot be delivered without it, and that is reported, not hidden.
+ */
+import { isIP } from 'node:net';
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import { encodeXtext } from './xtext';
+
+const MAIL_PARAMS: [param: string, extension: string, xtext: boolean][] = [
+  ['SIZE', 'SIZE', false],
+  ['BODY', '8BITMIME', false],
+  ['SMTPUTF8', 'SMTPUTF8', false],
+  ['RET', 'DSN', false],
+  ['ENVID', 'DSN', true],
+];
+const RCPT_PARAMS: typeof MAIL_PARAMS = [
+  ['NOTIFY', 'DSN', false],
+  ['ORCPT', 'DSN', true],
+];
+const XFORWARD_ATTRS = ['NAME', 'ADDR', 'PORT', 'PROTO', 'HELO', 'IDENT', 'SOURCE'];
+/** Postfix accepts XFORWARD lines of up to 512 bytes; stay well under. */
+const XFORWARD_LINE_MAX = 400;
+
+export class EnvelopeError extends Error {
+  constructor(
+    readonly responseCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function params(addr: SMTPServerAddress, table: typeof MAIL_PARAMS, supports: (ext: string) => boolean): string {
+  const args = (addr.args || {}) as Record<string, string | boolean>;
+  let out = '';
+  for (const [name, ext, xtext] of table) {
+    const value = args[name];
+    if (value === undefined || value === false) continue;
+    if (!supports(ext)) {
+      if (name === 'SMTPUTF8') throw new EnvelopeError(553, '5.6.7 SMTPUTF8 is required, but was not offered by the next hop');
+      continue;
+    }
+    out += value === true ? ` ${name}` : ` ${name}=${xtext ? encodeXtext(value) : value}`;
+  }
+  return out;
+}
+
+export function mailFromCommand(addr: SMTPServerAddress, supports: (ext: string) => boolean): string {
+  return `MAIL FROM:<${addr.address}>${params(addr, MAIL_PARAMS, supports)}`;
+}
+
+export function rcptToCommand(addr: SMTPServerAddress, supports: (ext: string) => boolean): string {
+  return `RCPT TO:<${addr.address}>${params(addr, RCPT_PARAMS, supports)}`;
+}
+
+function xforwardValue(name: string, value: unknown): string {
+  if (value === false || value === undefined || value === null || value === '') return '[UNAVAILABLE]';
+  let v = String(value);
+  if (name === 'ADDR' && isIP(v) === 6) v = 'IPv6:' + v.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  if (name === 'ADDR' && v.startsWith('IPv6:') && isIP(v.slice(5)) === 0) v = v.slice(5);
+  return encodeXtext(v);
+}
+
+/**
+ * The attributes of the original client: as Postfix forwarded them to us, or,
+ * if our client sent no XFORWARD, our client itself.
+ */
+export function clientAttributes(session: SMTPServerSession): Map<string, unknown> {
+  const fwd = (session as SMTPServerSession & { xForward?: Map<string, unknown> }).xForward;
+  const attrs = new Map<string, unknown>();
+  if (fwd && [...fwd.keys()].some((k) => XFORWARD_ATTRS.includes(k))) {
+    for (const k of XFORWARD_ATTRS) if (fwd.has(k)) attrs.set(k, fwd.get(k));
+    return attrs;
+  }
+  attrs.set('ADDR', session.remoteAddress);
+  attrs.set('NAME', false); // reverse lookups are off: the name is unknown
+  attrs.set('HELO', session.hostNameAppearsAs || false);
+  attrs.set('PROTO', /^ESMTP/i.test(session.transmissionType ?? '') ? 'ESMTP' : 'SMTP');
+  return attrs;
+}
+
+/** XFORWARD command lines for the attributes the next hop announced. */
+export function xforwardCommands(attrs: Map<string, unknown>, announced: string | undefined): string[] {
+  if (announced === undefined) return [];
+  const wanted = new Set(announced.toUpperCase().split(/\s+/).filter(Boolean));
+  const lines: string[] = [];
+  let line = 'XFORWARD';
+  for (const [name, value] of attrs) {
+    if (!wanted.has(name)) continue;
+    const item = ` ${name}=${xforwardValue(name, value)}`;
+    if (line.length + item.length > XFORWARD_LINE_MAX && line !== 'XFORWARD') {
+      lines.push(line);
+      line = 'XFORWARD';
+    }
+    line += item;
+  }
+  if (line !== 'XFORWARD') lines.push(line);
+  return lines;
+}

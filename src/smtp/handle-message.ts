@@ -1,0 +1,144 @@
+/*
+ * One message, from the client's DATA to our reply (guarantees 1-3):
+ *  1. pass 1 streams the client's bytes through the analyzers into the spool;
+ *  2. SIZE is enforced (552 5.3.4) once the data has ended, since smtp-server
+ *     only flags `sizeExceeded` and keeps reading;
+ *  3. decide;
+ *  4. pass 2 streams the spooled original through the rewriters to the next
+ *     hop; its reply to the final "." becomes our reply: 250 only after its
+ *     250, its 5xx passed back unchanged, anything else 451.
+ * The resolved value is the text of our 250; a rejection is an SmtpError.
+ * One log line per message, with pseudonyms only.
+ */
+import { randomBytes } from 'node:crypto';
+import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { newContext, type MessageContext } from '../pipeline/context';
+import { pass2Stream, runDecide, runPass1, type StageTimings } from '../pipeline/run';
+import { Spool, spoolDir } from '../pipeline/spool';
+import { HEADER_SIZE_REASON } from '../pipeline/header-scan';
+import { NextHopError } from './next-hop';
+import { passThrough, replyError, ruleReply, smtpError, type SmtpError } from './errors';
+import { formatReply, replyClass, replyStatus, type Reply } from './reply';
+import type { SessionState } from './session-state';
+import type { Runtime } from '../runtime';
+
+/** A queue-id-like message id: sortable by time, unique, no personal data. */
+export function newMessageId(): string {
+  return (Date.now().toString(36) + randomBytes(5).toString('hex')).toUpperCase();
+}
+
+interface Outcome {
+  verdict: string;
+  reply?: Reply;
+  error?: SmtpError;
+  text?: string;
+}
+
+export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState): Promise<string> {
+  const ctx = newContext(newMessageId(), rt.config, rt.rules(), rt.pseudonyms);
+  const timings: StageTimings = new Map();
+  const spool = new Spool(spoolDir(rt.config.state_dir), ctx.id, rt.config.limits.spool_memory);
+  let outcome: Outcome;
+  try {
+    outcome = await runMessage(rt, ctx, stream, spool, st, timings);
+  } catch (err) {
+    rt.log.error({ id: ctx.id, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'message handling failed');
+    outcome = { verdict: 'error', error: replyError('INTERNAL') };
+  } finally {
+    await spool.dispose();
+  }
+  const m = rt.metrics;
+  m.messages.inc({ verdict: outcome.verdict });
+  m.bytes.inc({ direction: 'in' }, ctx.size);
+  for (const [stage, seconds] of timings) m.stageDuration.observe({ stage }, seconds);
+  for (const rule of ctx.verdict.rules) m.ruleHits.inc({ rule, action: rt.rules().rules.find((r) => r.id === rule)?.action ?? 'unknown' });
+  rt.log.info(
+    {
+      id: ctx.id,
+      client: st.clientPseudonym,
+      from: session.envelope.mailFrom ? rt.pseudonyms.token('addr', session.envelope.mailFrom.address) : undefined,
+      rcpt_count: session.envelope.rcptTo.length,
+      size: ctx.size,
+      verdict: outcome.verdict,
+      rules: ctx.verdict.rules,
+      next_hop_reply: outcome.reply ? replyStatus(outcome.reply) : null,
+      reply: outcome.error ? outcome.error.responseCode : 250,
+      duration_ms: Date.now() - ctx.receivedAt,
+    },
+    'message',
+  );
+  if (outcome.error) throw outcome.error;
+  return outcome.text!;
+}
+
+async function runMessage(
+  rt: Runtime,
+  ctx: MessageContext,
+  stream: SMTPServerDataStream,
+  spool: Spool,
+  st: SessionState,
+  timings: StageTimings,
+): Promise<Outcome> {
+  const t1 = now();
+  await runPass1(ctx, stream, spool, timings);
+  timings.set('pass1', now() - t1);
+  ctx.size = spool.size;
+
+  if (stream.sizeExceeded) {
+    return { verdict: 'too_big', error: replyError('TOO_BIG') };
+  }
+  runDecide(ctx, timings);
+  for (const reason of ctx.unscannable) rt.metrics.unscannable.inc({ reason });
+
+  // Until the quarantine store exists, a header we cannot see whole is refused
+  // outright rather than delivered unanonymised (fail closed).
+  if (ctx.unscannable.includes(HEADER_SIZE_REASON)) return { verdict: 'too_big', error: replyError('HEADER_TOO_BIG') };
+
+  switch (ctx.verdict.action) {
+    case 'reject':
+      return { verdict: 'reject', error: ruleReply(ctx.verdict.reply, 'POLICY_REJECT') };
+    case 'tempfail':
+      return { verdict: 'tempfail', error: ruleReply(ctx.verdict.reply, 'POLICY_TEMPFAIL') };
+    case 'quarantine':
+      return { verdict: 'quarantine', error: replyError('QUARANTINE_UNAVAILABLE') };
+    default:
+      return deliver(rt, ctx, spool, st, timings);
+  }
+}
+
+async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, st: SessionState, timings: StageTimings): Promise<Outcome> {
+  const hop = st.hop;
+  const verdict = ctx.verdict.action;
+  if (!hop?.usable || st.accepted === 0) return { verdict: 'error', error: replyError('NEXT_HOP_LOST') };
+  const t2 = now();
+  let reply: Reply;
+  try {
+    const body = pass2Stream(ctx, spool, timings);
+    let out = 0;
+    body.on('data', (c: Buffer) => (out += c.length));
+    reply = await hop.data(body);
+    rt.metrics.bytes.inc({ direction: 'out' }, out);
+  } catch (err) {
+    const kind = err instanceof NextHopError ? err.kind : 'aborted';
+    rt.metrics.nextHopReplies.inc({ class: kind === 'timeout' ? 'timeout' : 'connection' });
+    if (kind === 'aborted') {
+      rt.log.error({ id: ctx.id, err: { message: (err as Error).message } }, 'pass 2 failed; next hop transaction aborted');
+      return { verdict: 'error', error: replyError('INTERNAL') };
+    }
+    return { verdict: 'error', error: replyError(kind === 'timeout' ? 'NEXT_HOP_TIMEOUT' : 'NEXT_HOP_LOST') };
+  } finally {
+    timings.set('pass2', now() - t2);
+  }
+  rt.metrics.nextHopReplies.inc({ class: replyClass(reply.code) });
+  if (reply.code >= 200 && reply.code < 300) {
+    return { verdict, reply, text: `2.0.0 Ok: queued as ${ctx.id}; next hop said: ${formatReply(reply)}` };
+  }
+  if (reply.code >= 500) return { verdict: 'error', reply, error: passThrough(reply) };
+  // 4xx, or a nonsense code: the client keeps the message and retries.
+  const enhanced = reply.enhanced?.startsWith('4.') ? reply.enhanced : '4.4.0';
+  return { verdict: 'error', reply, error: smtpError(451, `${enhanced} Next hop deferred the message: ${formatReply(reply)}`) };
+}
+
+function now(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
