@@ -119,9 +119,8 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     next_hop_pool: { ...v.next_hop_pool, idle_timeout: parseDuration(v.next_hop_pool.idle_timeout)! },
   } as Config;
   if (cfg.limits.max_message_size < 1024) throw new ConfigError(`${where}: limits.max_message_size: must be at least 1KiB`);
-  if (cfg.limits.max_header_size > cfg.limits.max_message_size) {
-    throw new ConfigError(`${where}: limits.max_header_size: must not exceed limits.max_message_size`);
-  }
+  // A header can never be larger than the message that holds it.
+  cfg.limits.max_header_size = Math.min(cfg.limits.max_header_size, cfg.limits.max_message_size);
   if (cfg.inbound_tls) {
     cfg.inbound_tls = { cert: resolve(base, cfg.inbound_tls.cert), key: resolve(base, cfg.inbound_tls.key) };
   }

@@ -113,11 +113,8 @@ async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, st: Sessi
   const t2 = now();
   let reply: Reply;
   try {
-    const body = pass2Stream(ctx, spool, timings);
-    let out = 0;
-    body.on('data', (c: Buffer) => (out += c.length));
-    reply = await hop.data(body);
-    rt.metrics.bytes.inc({ direction: 'out' }, out);
+    reply = await hop.data(pass2Stream(ctx, spool, timings));
+    rt.metrics.bytes.inc({ direction: 'out' }, hop.dataBytes);
   } catch (err) {
     const kind = err instanceof NextHopError ? err.kind : 'aborted';
     rt.metrics.nextHopReplies.inc({ class: kind === 'timeout' ? 'timeout' : 'connection' });

@@ -54,11 +54,16 @@ export class NextHopConnection {
   /** True between an accepted MAIL and the end of the transaction. */
   inTransaction = false;
   lastUsed = Date.now();
+  /** Body bytes written by the last data() call. */
+  dataBytes = 0;
   private partial = '';
   private lines: string[] = [];
   private rawLastReply: string[] = [];
   private waiter?: Waiter;
   private failure?: NextHopError;
+  /** Set while the body streams: a reply then is the next hop ending the transaction early. */
+  private streaming = false;
+  private earlyReply?: Reply;
 
   private constructor(
     private readonly socket: Socket,
@@ -127,17 +132,35 @@ export class NextHopConnection {
    * the final dot. If `body` fails, the dot is never sent.
    */
   async data(body: AsyncIterable<Buffer> & Readable): Promise<Reply> {
-    const go = await this.command('DATA');
-    if (go.code !== 354) return go;
+    // From here on a reply nobody waits for is the next hop ending the
+    // transaction early; it can arrive in the same packet as the 354.
+    this.streaming = true;
+    this.dataBytes = 0;
     try {
+      const go = await this.command('DATA');
+      if (go.code !== 354) {
+        body.destroy();
+        return go;
+      }
       for await (const chunk of body) {
+        if (this.earlyReply) break;
         if (this.failure) throw this.failure;
+        this.dataBytes += chunk.length;
         if (!this.socket.write(chunk)) await this.drained();
       }
     } catch (err) {
       // Never commit a message we could not send whole: drop the connection.
       this.destroy();
+      if (this.earlyReply) return this.earlyReply;
       throw err instanceof NextHopError ? err : new NextHopError('aborted', `message stream failed: ${(err as Error).message}`);
+    } finally {
+      this.streaming = false;
+    }
+    if (this.earlyReply) {
+      // The next hop answered before the end of data (e.g. a premature 550):
+      // that answer is final for this transaction, and the connection is spent.
+      this.destroy();
+      return this.earlyReply;
     }
     this.write('.\r\n');
     const reply = await this.read(this.opts.dataTimeout);
@@ -226,6 +249,10 @@ export class NextHopConnection {
       const w = this.waiter;
       this.waiter = undefined;
       if (w) w.resolve(reply);
+      else if (this.streaming && !this.earlyReply) {
+        this.earlyReply = reply;
+        this.socket.destroy();
+      }
       // A reply nobody asked for (e.g. 421 on shutdown) makes the connection unusable.
       else this.fail(new NextHopError('protocol', `unexpected reply ${reply.code} from next hop`));
     }
