@@ -62,8 +62,11 @@ export function rcptToCommand(addr: SMTPServerAddress, supports: (ext: string) =
 function xforwardValue(name: string, value: unknown): string {
   if (value === false || value === undefined || value === null || value === '') return '[UNAVAILABLE]';
   let v = String(value);
-  if (name === 'ADDR' && isIP(v) === 6) v = 'IPv6:' + v.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  if (name === 'ADDR' && v.startsWith('IPv6:') && isIP(v.slice(5)) === 0) v = v.slice(5);
+  if (name === 'ADDR') {
+    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; Postfix wants them plain.
+    v = v.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    if (isIP(v) === 6) v = 'IPv6:' + v;
+  }
   return encodeXtext(v);
 }
 
