@@ -25,9 +25,12 @@ export class SmtpEncoder extends Transform {
   bytesOut = 0;
 
   _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    // Well-formed input (CRLF lines, no leading dots) passes as the same
+    // buffer: output is cut only where a byte must be added or replaced.
     const out: Buffer[] = [];
     const n = chunk.length;
     let i = 0;
+    let spanStart = 0;
     // Next CR / LF positions, found lazily so each byte is scanned once.
     let nextCR = -2;
     let nextLF = -2;
@@ -35,28 +38,36 @@ export class SmtpEncoder extends Transform {
       this.pendingCR = false;
       out.push(CRLF);
       this.atLineStart = true;
-      if (chunk[0] === LF) i = 1;
+      if (chunk[0] === LF) i = spanStart = 1;
     }
     while (i < n) {
-      if (this.atLineStart && chunk[i] === DOT) out.push(DOT_BUF);
+      if (this.atLineStart && chunk[i] === DOT) {
+        if (i > spanStart) out.push(chunk.subarray(spanStart, i));
+        out.push(DOT_BUF);
+        spanStart = i;
+      }
       this.atLineStart = false;
       if (nextCR !== -1 && nextCR < i) nextCR = chunk.indexOf(CR, i);
       if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
       const eol = nextCR < 0 ? nextLF : nextLF < 0 ? nextCR : Math.min(nextCR, nextLF);
-      if (eol < 0) {
-        out.push(chunk.subarray(i));
-        break;
-      }
-      if (eol > i) out.push(chunk.subarray(i, eol));
-      if (chunk[eol] === CR && eol + 1 === n) {
-        this.pendingCR = true;
-        i = n;
-        break;
-      }
-      out.push(CRLF);
+      if (eol < 0) break;
       this.atLineStart = true;
-      i = chunk[eol] === CR && chunk[eol + 1] === LF ? eol + 2 : eol + 1;
+      if (chunk[eol] === CR && chunk[eol + 1] === LF) {
+        i = eol + 2; // a proper CRLF stays inside the span
+        continue;
+      }
+      if (eol > spanStart) out.push(chunk.subarray(spanStart, eol));
+      if (chunk[eol] === CR && eol + 1 === n) {
+        // Maybe the first half of a CRLF split across chunks: decide on the next chunk.
+        this.pendingCR = true;
+        this.atLineStart = false;
+        spanStart = i = n;
+        break;
+      }
+      out.push(CRLF); // a bare LF or bare CR
+      spanStart = i = eol + 1;
     }
+    if (spanStart < n) out.push(spanStart === 0 ? chunk : chunk.subarray(spanStart));
     const buf = out.length === 1 ? out[0] : Buffer.concat(out);
     this.bytesOut += buf.length;
     cb(null, buf);

@@ -110,6 +110,9 @@ export class Spool extends Writable {
     const key = randomBytes(32);
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', key, iv);
+    // Re-created here too, so a spool dir removed under a running process
+    // (a tmp cleaner, an operator) costs one mkdir instead of failing mail.
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const path = join(this.dir, `${this.id}.spool`);
     const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
     out.on('error', (err) => this.destroy(err));
