@@ -22,9 +22,16 @@ import { formatReply, replyClass, replyStatus, type Reply } from './reply';
 import type { SessionState } from './session-state';
 import type { Runtime } from '../runtime';
 
-/** A queue-id-like message id: sortable by time, unique, no personal data. */
+const ID_PREFIX = randomBytes(3).toString('hex');
+let idCounter = 0;
+
+/**
+ * A queue-id-like message id: time, a per-process random part and a counter,
+ * so ids are unique across replicas and restarts without a syscall per message.
+ */
 export function newMessageId(): string {
-  return (Date.now().toString(36) + randomBytes(5).toString('hex')).toUpperCase();
+  idCounter = (idCounter + 1) % 0x100000;
+  return (Date.now().toString(36) + ID_PREFIX + idCounter.toString(16).padStart(5, '0')).toUpperCase();
 }
 
 interface Outcome {

@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import { parseReply, type Reply } from './reply';
 
 const MAX_REPLY_BYTES = 64 * 1024;
+const END_OF_DATA = Buffer.from('.\r\n');
 
 export type NextHopFailure = 'connect' | 'timeout' | 'closed' | 'protocol' | 'aborted';
 
@@ -64,6 +65,10 @@ export class NextHopConnection {
   /** Set while the body streams: a reply then is the next hop ending the transaction early. */
   private streaming = false;
   private earlyReply?: Reply;
+  /** Replies owed for commands already written (the greeting counts as one). */
+  private owed = 1;
+  /** Owed replies that arrived before anyone read them (pipelining). */
+  private arrived: Reply[] = [];
 
   private constructor(
     private readonly socket: Socket,
@@ -120,10 +125,27 @@ export class NextHopConnection {
   /** Sends one command line and waits for its reply. */
   async command(line: string, timeout = this.opts.commandTimeout): Promise<Reply> {
     if (/[\r\n]/.test(line)) throw new NextHopError('protocol', 'refusing to send a command with a line break');
-    this.write(line + '\r\n');
+    this.write(line + '\r\n', 1);
     const reply = await this.read(timeout);
     if (/^EHLO /i.test(line) && reply.code === 250) this.recordExtensions();
     return reply;
+  }
+
+  /**
+   * Several commands in one write when the next hop offers PIPELINING
+   * (RFC 2920), one by one otherwise; the replies come back in order.
+   */
+  async commands(lines: string[]): Promise<Reply[]> {
+    if (lines.length < 2 || !this.supports('PIPELINING')) {
+      const out: Reply[] = [];
+      for (const l of lines) out.push(await this.command(l));
+      return out;
+    }
+    for (const l of lines) if (/[\r\n]/.test(l)) throw new NextHopError('protocol', 'refusing to send a command with a line break');
+    this.write(lines.map((l) => l + '\r\n').join(''), lines.length);
+    const out: Reply[] = [];
+    for (let i = 0; i < lines.length; i++) out.push(await this.read(this.opts.commandTimeout));
+    return out;
   }
 
   /**
@@ -136,18 +158,24 @@ export class NextHopConnection {
     // transaction early; it can arrive in the same packet as the 354.
     this.streaming = true;
     this.dataBytes = 0;
+    let last: Buffer | undefined;
     try {
       const go = await this.command('DATA');
       if (go.code !== 354) {
         body.destroy();
         return go;
       }
+      // One chunk is held back so the final dot leaves in the same write as
+      // the last bytes of the body: one syscall and one packet fewer.
+      let held: Buffer | undefined;
       for await (const chunk of body) {
         if (this.earlyReply) break;
         if (this.failure) throw this.failure;
         this.dataBytes += chunk.length;
-        if (!this.socket.write(chunk)) await this.drained();
+        if (held && !this.socket.write(held)) await this.drained();
+        held = chunk;
       }
+      last = held;
     } catch (err) {
       // Never commit a message we could not send whole: drop the connection.
       this.destroy();
@@ -162,7 +190,9 @@ export class NextHopConnection {
       this.destroy();
       return this.earlyReply;
     }
-    this.write('.\r\n');
+    if (this.failure) throw this.failure;
+    this.owed++;
+    this.socket.write(last ? Buffer.concat([last, END_OF_DATA]) : END_OF_DATA);
     const reply = await this.read(this.opts.dataTimeout);
     this.inTransaction = false;
     this.lastUsed = Date.now();
@@ -194,8 +224,9 @@ export class NextHopConnection {
     this.socket.destroy();
   }
 
-  private write(text: string): void {
+  private write(text: string, replies: number): void {
     if (this.failure) throw this.failure;
+    this.owed += replies;
     this.socket.write(text);
   }
 
@@ -213,6 +244,8 @@ export class NextHopConnection {
   }
 
   private read(timeout: number): Promise<Reply> {
+    const ready = this.arrived.shift();
+    if (ready) return Promise.resolve(ready);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -246,10 +279,13 @@ export class NextHopConnection {
       const reply = parseReply(this.lines);
       this.rawLastReply = this.lines;
       this.lines = [];
-      const w = this.waiter;
-      this.waiter = undefined;
-      if (w) w.resolve(reply);
-      else if (this.streaming && !this.earlyReply) {
+      if (this.owed > 0) {
+        this.owed--;
+        const w = this.waiter;
+        this.waiter = undefined;
+        if (w) w.resolve(reply);
+        else this.arrived.push(reply);
+      } else if (this.streaming && !this.earlyReply) {
         this.earlyReply = reply;
         this.socket.destroy();
       }

@@ -114,12 +114,13 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
         await releaseHop(st);
         let refused: SmtpError | undefined;
         const hop = await withFreshHop(async (h) => {
-          for (const line of xforwardCommands(clientAttributes(session), h.extensions.get('XFORWARD'))) {
-            const r = await h.command(line);
-            if (r.code !== 250) rt.log.warn({ event: 'xforward_refused', status: r.code }, 'next hop refused XFORWARD; check smtpd_authorized_xforward_hosts');
+          const xforward = xforwardCommands(clientAttributes(session), h.extensions.get('XFORWARD'));
+          const replies = await h.commands([...xforward, mailFromCommand(address, (ext) => h.supports(ext))]);
+          const mail = replies.pop()!;
+          if (replies.some((r) => r.code !== 250)) {
+            rt.log.warn({ event: 'xforward_refused' }, 'next hop refused XFORWARD; check smtpd_authorized_xforward_hosts');
           }
-          const r = await h.command(mailFromCommand(address, (ext) => h.supports(ext)));
-          if (r.code >= 400) refused = passThrough(r);
+          if (mail.code >= 400) refused = passThrough(mail);
         });
         if (refused) {
           await rt.pool.release(hop);

@@ -131,3 +131,21 @@ test('a command containing a line break is never sent', async () => {
   c.quit();
   await srv.close();
 });
+
+test('pipelined commands: replies that arrive together are handed out in order', async () => {
+  // The server answers both commands in a single write, as a pipelining server may.
+  const srv = await fakeServer((line) => {
+    if (line.startsWith('EHLO')) return '250-fake\r\n250 PIPELINING\r\n';
+    if (line.startsWith('XFORWARD')) return undefined;
+    if (line.startsWith('MAIL')) return '250 2.0.0 xforward ok\r\n250 2.1.0 sender ok\r\n';
+    return '250 ok\r\n';
+  });
+  const c = await NextHopConnection.open(opts(srv.port));
+  const [x, m] = await c.commands(['XFORWARD ADDR=192.0.2.1', 'MAIL FROM:<a@example.com>']);
+  assert.equal(x.text, 'xforward ok');
+  assert.equal(m.text, 'sender ok');
+  assert.ok(c.usable);
+  assert.equal((await c.command('RCPT TO:<b@example.net>')).code, 250);
+  c.quit();
+  await srv.close();
+});
