@@ -8,6 +8,7 @@ import type { Pseudonymiser } from './observability/pseudonym';
 import type { Metrics } from './observability/metrics';
 import type { Logger } from './observability/log';
 import type { NextHopPool } from './smtp/next-hop-pool';
+import type { QuarantineStore } from './quarantine/store';
 
 export interface Runtime {
   config: Config;
@@ -16,6 +17,7 @@ export interface Runtime {
   metrics: Metrics;
   log: Logger;
   pool: NextHopPool;
+  quarantine: QuarantineStore;
   /** Set when SIGTERM arrives: no new transactions are started. */
   draining: boolean;
 }

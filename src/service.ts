@@ -18,6 +18,7 @@ import { Metrics } from './observability/metrics';
 import { createLogger, type Logger } from './observability/log';
 import { startOpsServer } from './observability/http';
 import { NextHopPool } from './smtp/next-hop-pool';
+import { QuarantineStore } from './quarantine/store';
 import { createSmtpServer } from './smtp/server';
 import { cleanStaleSpool } from './pipeline/spool';
 import { describePipeline } from './pipeline/order';
@@ -59,6 +60,7 @@ export class Service {
         config.next_hop_pool.max_idle,
         config.next_hop_pool.idle_timeout,
       ),
+      quarantine: new QuarantineStore(config.state_dir),
       draining: false,
     };
   }
@@ -67,6 +69,9 @@ export class Service {
     const { config, log } = this.rt;
     const stale = cleanStaleSpool(config.state_dir);
     if (stale) log.warn({ event: 'spool_cleanup', files: stale }, 'removed unreadable spool files left by an earlier process');
+    const partial = await this.rt.quarantine.recover();
+    if (partial) log.warn({ event: 'quarantine_recover', files: partial }, 'removed quarantine writes interrupted by an earlier crash');
+    this.rt.metrics.quarantineMessages.set(await this.rt.quarantine.count());
     this.ops = await startOpsServer(config.metrics, this.rt.metrics, {
       ready: () => ({
         ok: this.listening && !this.rt.draining,

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerServe } from './serve';
 import { registerRules } from './rules';
+import { registerQuarantine } from './quarantine';
 
 export class UserError extends Error {
   readonly exitCode = 1;
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerServe(program);
   registerRules(program);
+  registerQuarantine(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -11,7 +11,10 @@ export interface Finding {
   rule: string;
   detector: string;
   count: number;
+  /** MIME part path ("0" is the top-level header fields). */
   part: string;
+  scope: string;
+  /** Byte offset of the first match in the part's decoded text. */
   offset: number;
 }
 
@@ -34,6 +37,8 @@ export interface MessageContext {
   headerBytes: number;
   /** Reasons the content could not be fully scanned; never treated as clean. */
   unscannable: string[];
+  /** Parts that are not text and were not extracted: not scanned, never "clean". */
+  notExtracted: number;
   findings: Finding[];
   verdict: Verdict;
 }
@@ -48,6 +53,7 @@ export function newContext(id: string, config: Config, rules: RuleSet, pseudonym
     size: 0,
     headerBytes: 0,
     unscannable: [],
+    notExtracted: 0,
     findings: [],
     verdict: { action: 'pass', rules: [] },
   };

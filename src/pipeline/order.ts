@@ -7,6 +7,8 @@
  *             pass 2: spool ─► rewriters ─► next hop, final "." last
  */
 import { headerScan } from './header-scan';
+import { dlpScan } from './dlp-scan';
+import { redact } from './redact';
 import { decide } from './decide';
 import { anonymiseHeaders } from './anonymise-headers';
 import { verdictHeader } from './verdict-header';
@@ -14,10 +16,11 @@ import { smtpEncode } from './smtp-encode';
 import type { Analyzer, Decider, Rewriter } from './stage';
 
 export const PIPELINE: { pass1: readonly Analyzer[]; decide: readonly Decider[]; pass2: readonly Rewriter[] } = {
-  pass1: [headerScan],
+  pass1: [headerScan, dlpScan],
   decide: [decide],
   // smtp-encode must stay last: it makes the bytes safe for the wire.
-  pass2: [anonymiseHeaders, verdictHeader, smtpEncode],
+  // redact first: it works on the original MIME structure.
+  pass2: [redact, anonymiseHeaders, verdictHeader, smtpEncode],
 };
 
 export function describePipeline(): string[] {

@@ -5,7 +5,7 @@
  * stage's transform is accumulated per stage for the stage_duration metric.
  */
 import { pipeline } from 'node:stream/promises';
-import { pipeline as pipelineCb, type Readable, type Transform } from 'node:stream';
+import { pipeline as pipelineCb, Writable, type Readable, type Transform } from 'node:stream';
 import { PIPELINE } from './order';
 import type { MessageContext } from './context';
 import type { Spool } from './spool';
@@ -43,6 +43,14 @@ function timed(stream: Transform, name: string, timings: StageTimings): Transfor
 export async function runPass1(ctx: MessageContext, input: Readable, spool: Spool, timings: StageTimings): Promise<void> {
   const stages = PIPELINE.pass1.map((s) => timed(s.create(ctx), s.name, timings));
   await pipeline([input, ...stages, spool] as unknown as NodeJS.ReadWriteStream[]);
+}
+
+/** Pass 1 and decide without a spool, for `mailveil rules test`: nothing is kept. */
+export async function analyse(ctx: MessageContext, input: Readable, timings: StageTimings = new Map()): Promise<void> {
+  const stages = PIPELINE.pass1.map((s) => timed(s.create(ctx), s.name, timings));
+  const sink = new Writable({ write: (chunk: Buffer, _e, cb) => ((ctx.size += chunk.length), cb()) });
+  await pipeline([input, ...stages, sink] as unknown as NodeJS.ReadWriteStream[]);
+  runDecide(ctx, timings);
 }
 
 export function runDecide(ctx: MessageContext, timings: StageTimings): void {

@@ -10,8 +10,14 @@ import type { Rewriter } from './stage';
 import type { MessageContext } from './context';
 import { PassThrough } from 'node:stream';
 
+/**
+ * `monitor` rules are for trying a rule before it bites (Postfix's WARN):
+ * they are counted and logged but leave no trace in the message.
+ */
 export function verdictHeaderValue(ctx: MessageContext): string {
-  return `${ctx.verdict.action}; rules=${ctx.verdict.rules.join(',')}`;
+  const monitorOnly = new Set(ctx.rules.rules.filter((r) => r.action === 'monitor').map((r) => r.id));
+  const action = ctx.verdict.action === 'monitor' ? 'pass' : ctx.verdict.action;
+  return `${action}; rules=${ctx.verdict.rules.filter((id) => !monitorOnly.has(id)).join(',')}`;
 }
 
 /** Drops every field named `name` (and its folded lines) from a header block. */

@@ -15,6 +15,7 @@ import { LineCounter, parseDocument, isNode, isMap, isScalar, type Document } fr
 import { ruleFileSchema } from './schema';
 import { parseCidr } from '../config/address';
 import type { HeaderPolicy, RuleDefinition, RuleSet } from './types';
+import { buildCompiled, compileRule, PatternError, type CompiledRule } from './compile';
 
 export interface RuleLoadError {
   file: string;
@@ -95,14 +96,17 @@ interface ParsedFile {
 }
 
 /** Parses and validates one file's text. */
-export function parseRuleFile(text: string, file: string): { value?: ParsedFile; errors: RuleLoadError[]; ruleLines: number[] } {
+/** Where a rule and each of its keys start, for error messages. */
+export type RulePositions = { rule: { line: number; col: number } } & Partial<Record<string, { line: number; col: number }>>;
+
+export function parseRuleFile(text: string, file: string): { value?: ParsedFile; errors: RuleLoadError[]; positions: RulePositions[] } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const errors: RuleLoadError[] = doc.errors.map((e) => {
     const pos = lc.linePos(e.pos[0]);
     return { file, line: pos.line, col: pos.col, message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '') };
   });
-  if (errors.length) return { errors, ruleLines: [] };
+  if (errors.length) return { errors, positions: [] };
   const value = (doc.toJS() ?? {}) as unknown;
   if (!validateFile(value)) {
     const seen = new Set<string>();
@@ -115,11 +119,15 @@ export function parseRuleFile(text: string, file: string): { value?: ParsedFile;
       seen.add(key);
       errors.push({ file, ...position(doc, lc, d.path, d.atKey), message: d.message });
     }
-    return { errors, ruleLines: [] };
+    return { errors, positions: [] };
   }
   const parsed = value as ParsedFile;
-  const ruleLines = (parsed.rules ?? []).map((_, i) => position(doc, lc, ['rules', i]).line);
-  return { value: parsed, errors, ruleLines };
+  const positions = (parsed.rules ?? []).map((r, i) => {
+    const pos: RulePositions = { rule: position(doc, lc, ['rules', i]) };
+    for (const key of Object.keys(r)) pos[key] = position(doc, lc, ['rules', i, key]);
+    return pos;
+  });
+  return { value: parsed, errors, positions };
 }
 
 /** Lists the rule files of a directory in load order. */
@@ -141,9 +149,10 @@ export function loadRuleSet(dir: string): RuleSet {
   const errors: RuleLoadError[] = [];
   const headers: HeaderPolicy = { remove: [], received: 'keep', internal_networks: [], internal_domains: [] };
   const rules: RuleDefinition[] = [];
+  const compiled: CompiledRule[] = [];
   const ids = new Map<string, string>();
   for (const file of files) {
-    const { value, errors: fileErrors, ruleLines } = parseRuleFile(readFileSync(file, 'utf8'), file);
+    const { value, errors: fileErrors, positions } = parseRuleFile(readFileSync(file, 'utf8'), file);
     errors.push(...fileErrors);
     if (!value) continue;
     const h = value.headers ?? {};
@@ -152,11 +161,19 @@ export function loadRuleSet(dir: string): RuleSet {
     headers.internal_networks.push(...(h.internal_networks ?? []));
     headers.internal_domains.push(...(h.internal_domains ?? []));
     (value.rules ?? []).forEach((r, i) => {
-      const source = { file, line: ruleLines[i] };
+      const pos = positions[i];
+      const source = { file, line: pos.rule.line };
       const prev = ids.get(r.id);
-      if (prev) errors.push({ file, line: source.line, col: 5, message: `duplicate rule id '${r.id}' (first defined at ${prev})` });
+      if (prev) errors.push({ file, ...(pos.id ?? pos.rule), message: `duplicate rule id '${r.id}' (first defined at ${prev})` });
       ids.set(r.id, `${file}:${source.line}`);
-      rules.push({ ...r, source });
+      const def = { ...r, source };
+      rules.push(def);
+      try {
+        compiled.push(compileRule(def));
+      } catch (err) {
+        if (!(err instanceof PatternError)) throw err;
+        errors.push({ file, ...(pos[err.field] ?? pos.rule), message: err.message });
+      }
     });
   }
   if (errors.length) throw new RuleSetError(errors);
@@ -169,6 +186,7 @@ export function loadRuleSet(dir: string): RuleSet {
       internal_domains: uniq(headers.internal_domains.map((d) => d.toLowerCase().replace(/^\./, ''))),
     },
     rules,
+    compiled: buildCompiled(compiled),
     files,
     loadedAt: new Date(),
   };

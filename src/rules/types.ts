@@ -3,6 +3,8 @@
  * swaps one reference, so a message always sees exactly one consistent set.
  */
 
+import type { CompiledRules } from './compile';
+
 export type ReceivedMode = 'keep' | 'pseudonymise' | 'strip-internal';
 
 export const ACTIONS = ['monitor', 'tag', 'redact', 'quarantine', 'reject', 'tempfail'] as const;
@@ -38,6 +40,8 @@ export interface RuleDefinition {
 export interface RuleSet {
   headers: HeaderPolicy;
   rules: RuleDefinition[];
+  /** The rules as the scanner runs them (RE2, keyword matchers). */
+  compiled: CompiledRules;
   /** The files the set was built from, in load order. */
   files: string[];
   loadedAt: Date;

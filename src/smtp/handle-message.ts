@@ -47,7 +47,7 @@ export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, s
   const spool = new Spool(spoolDir(rt.config.state_dir), ctx.id, rt.config.limits.spool_memory);
   let outcome: Outcome;
   try {
-    outcome = await runMessage(rt, ctx, stream, spool, st, timings);
+    outcome = await runMessage(rt, ctx, stream, spool, session, st, timings);
   } catch (err) {
     rt.log.error({ id: ctx.id, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'message handling failed');
     outcome = { verdict: 'error', error: replyError('INTERNAL') };
@@ -83,6 +83,7 @@ async function runMessage(
   ctx: MessageContext,
   stream: SMTPServerDataStream,
   spool: Spool,
+  session: SMTPServerSession,
   st: SessionState,
   timings: StageTimings,
 ): Promise<Outcome> {
@@ -96,10 +97,7 @@ async function runMessage(
   }
   runDecide(ctx, timings);
   for (const reason of ctx.unscannable) rt.metrics.unscannable.inc({ reason });
-
-  // Until the quarantine store exists, a header we cannot see whole is refused
-  // outright rather than delivered unanonymised (fail closed).
-  if (ctx.unscannable.includes(HEADER_SIZE_REASON)) return { verdict: 'too_big', error: replyError('HEADER_TOO_BIG') };
+  if (ctx.notExtracted) rt.metrics.unscannable.inc({ reason: 'not_extracted' }, ctx.notExtracted);
 
   switch (ctx.verdict.action) {
     case 'reject':
@@ -107,10 +105,41 @@ async function runMessage(
     case 'tempfail':
       return { verdict: 'tempfail', error: ruleReply(ctx.verdict.reply, 'POLICY_TEMPFAIL') };
     case 'quarantine':
-      return { verdict: 'quarantine', error: replyError('QUARANTINE_UNAVAILABLE') };
-    default:
-      return deliver(rt, ctx, spool, st, timings);
+      return hold(rt, ctx, spool, session);
   }
+  // A header we cannot see whole cannot be anonymised: never deliver it.
+  if (ctx.unscannable.includes(HEADER_SIZE_REASON)) return { verdict: 'too_big', error: replyError('HEADER_TOO_BIG') };
+  return deliver(rt, ctx, spool, st, timings);
+}
+
+/** Quarantine: 250 only once the entry is durable (file, rename, directory fsync'd). */
+async function hold(rt: Runtime, ctx: MessageContext, spool: Spool, session: SMTPServerSession): Promise<Outcome> {
+  const { pseudonyms } = rt;
+  const env = session.envelope;
+  const from = env.mailFrom ? env.mailFrom.address : '';
+  const rcpts = env.rcptTo.map((r) => r.address);
+  try {
+    await rt.quarantine.put(
+      {
+        id: ctx.id,
+        receivedAt: new Date(ctx.receivedAt).toISOString(),
+        size: ctx.size,
+        verdict: ctx.unscannable.length && !ctx.verdict.rules.length ? 'unscannable' : 'quarantine',
+        rules: ctx.verdict.rules,
+        reasons: ctx.unscannable,
+        from: pseudonyms.token('addr', from),
+        rcpts: rcpts.map((r) => pseudonyms.token('addr', r)),
+        findings: ctx.findings.map(({ rule, detector, count, part, offset }) => ({ rule, detector, count, part, offset })),
+        subjects: [...new Set([from, ...rcpts].filter(Boolean).map((a) => pseudonyms.token('subject', a)))],
+      },
+      spool.read(),
+    );
+  } catch (err) {
+    rt.log.error({ id: ctx.id, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'quarantine write failed');
+    return { verdict: 'error', error: replyError('INTERNAL') };
+  }
+  rt.metrics.quarantineMessages.inc();
+  return { verdict: 'quarantine', text: `2.0.0 Ok: held in quarantine as ${ctx.id}` };
 }
 
 async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, st: SessionState, timings: StageTimings): Promise<Outcome> {

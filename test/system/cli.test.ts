@@ -30,9 +30,9 @@ test('serve --print-pipeline prints the stage order', () => {
   const r = run('serve', '--print-pipeline');
   assert.equal(r.code, 0);
   assert.deepEqual(r.out.trim().split('\n'), [
-    'pass 1: client -> header-scan -> spool',
+    'pass 1: client -> header-scan -> dlp-scan -> spool',
     'decide: decide',
-    'pass 2: spool -> anonymise-headers -> verdict-header -> smtp-encode -> next-hop',
+    'pass 2: spool -> redact -> anonymise-headers -> verdict-header -> smtp-encode -> next-hop',
   ]);
 });
 

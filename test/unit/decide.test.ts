@@ -7,13 +7,14 @@ import { loadConfig } from '../../src/config/load';
 import { Pseudonymiser } from '../../src/observability/pseudonym';
 import type { Action, RuleDefinition, RuleSet } from '../../src/rules/types';
 import { EMPTY_HEADER_POLICY } from '../../src/rules/load';
+import { buildCompiled } from '../../src/rules/compile';
 
 const rule = (id: string, action: Action, extra: Partial<RuleDefinition> = {}): RuleDefinition => ({ id, detector: 'x', action, source: { file: 'f', line: 1 }, ...extra });
 
 function ctxWith(rules: RuleDefinition[], hits: [string, number][], unscannable: string[] = []) {
-  const set: RuleSet = { headers: EMPTY_HEADER_POLICY, rules, files: [], loadedAt: new Date() };
+  const set: RuleSet = { headers: EMPTY_HEADER_POLICY, rules, files: [], loadedAt: new Date(), compiled: buildCompiled([]) };
   const ctx = newContext('T', loadConfig(undefined), set, new Pseudonymiser(Buffer.alloc(32)));
-  ctx.findings = hits.map(([r, count]) => ({ rule: r, detector: 'x', count, part: '1', offset: 0 }));
+  ctx.findings = hits.map(([r, count]) => ({ rule: r, detector: 'x', count, part: '1', scope: 'body', offset: 0 }));
   ctx.unscannable = unscannable;
   decideVerdict(ctx);
   return ctx.verdict;

@@ -57,7 +57,47 @@ test('rules: every error carries file:line:col', () => {
   assert.deepEqual(errorsOf(dirWith({ 'a.yaml': 'rules:\n  - id: x\n    action: tag\n' })), ['a.yaml:2:5: a rule needs exactly one of detector or pattern']);
   assert.deepEqual(errorsOf(dirWith({ 'a.yaml': 'headers: [\n' })).length, 1);
   assert.match(errorsOf(dirWith({ 'a.yaml': 'headers: [\n' }))[0], /^a\.yaml:\d+:\d+: /);
-  const dup = errorsOf(dirWith({ 'a.yaml': 'rules:\n  - id: x\n    detector: a\n    action: tag\n', 'b.yaml': 'rules:\n  - id: x\n    detector: b\n    action: tag\n' }));
+  const dup = errorsOf(dirWith({ 'a.yaml': 'rules:\n  - id: x\n    detector: us_ssn\n    action: tag\n', 'b.yaml': 'rules:\n  - id: x\n    detector: iban\n    action: tag\n' }));
   assert.equal(dup.length, 1);
-  assert.match(dup[0], /^b\.yaml:2:5: duplicate rule id 'x' \(first defined at .*a\.yaml:2\)$/);
+  assert.match(dup[0], /^b\.yaml:2:9: duplicate rule id 'x' \(first defined at .*a\.yaml:2\)$/);
+});
+
+test('rules: patterns compile on RE2 only; unknown detectors and validators are load errors at their line', () => {
+  const errs = errorsOf(
+    dirWith({
+      'a.yaml': [
+        'rules:',
+        '  - id: lookbehind',
+        "    pattern: '(?<=ID )\\d+'",
+        '    action: tag',
+        '  - id: backref',
+        "    pattern: '(a)\\1'",
+        '    action: tag',
+        '  - id: nosuch',
+        '    detector: no_such_detector',
+        '    action: tag',
+        '  - id: badvalidator',
+        "    pattern: '\\d{8}'",
+        '    validator: crc99',
+        '    action: tag',
+        '  - id: empty',
+        "    pattern: 'x*'",
+        '    action: tag',
+        '',
+      ].join('\n'),
+    }),
+  );
+  assert.equal(errs.length, 5, errs.join('\n'));
+  assert.match(errs[0], /^a\.yaml:3:14: pattern is not valid RE2: /);
+  assert.match(errs[1], /^a\.yaml:6:14: pattern is not valid RE2: /);
+  assert.match(errs[2], /^a\.yaml:9:15: unknown detector 'no_such_detector' \(known: /);
+  assert.match(errs[3], /^a\.yaml:13:16: unknown validator 'crc99' \(known: .*luhn/);
+  assert.match(errs[4], /^a\.yaml:16:14: pattern matches the empty string$/);
+});
+
+test('rules: a custom pattern with a validator and keywords loads and compiles', () => {
+  const set = loadRuleSet(dirWith({ 'a.yaml': "rules:\n  - id: staff-card\n    pattern: '\\b\\d{16}\\b'\n    validator: luhn\n    keywords: [staff card]\n    within: 50\n    action: tag\n" }));
+  assert.equal(set.compiled.rules.length, 1);
+  assert.equal(set.compiled.rules[0].keywordsRequired, true);
+  assert.equal(set.compiled.rules[0].within, 50);
 });

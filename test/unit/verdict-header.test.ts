@@ -7,10 +7,11 @@ import { newContext } from '../../src/pipeline/context';
 import { loadConfig } from '../../src/config/load';
 import { Pseudonymiser } from '../../src/observability/pseudonym';
 import { EMPTY_HEADER_POLICY } from '../../src/rules/load';
+import { buildCompiled } from '../../src/rules/compile';
 
 async function run(input: string, size: number, verdict_header: string | false = 'X-Mailveil-Verdict'): Promise<string> {
   const config = { ...loadConfig(undefined), verdict_header };
-  const ctx = newContext('T', config, { headers: EMPTY_HEADER_POLICY, rules: [], files: [], loadedAt: new Date() }, new Pseudonymiser(Buffer.alloc(32)));
+  const ctx = newContext('T', config, { headers: EMPTY_HEADER_POLICY, rules: [], files: [], loadedAt: new Date(), compiled: buildCompiled([]) }, new Pseudonymiser(Buffer.alloc(32)));
   ctx.verdict = { action: 'tag', rules: ['us-ssn', 'iban'] };
   const buf = Buffer.from(input);
   const parts: Buffer[] = [];

@@ -1,0 +1,67 @@
+/*
+ * Pass-1 MIME text extraction: a pass-through Transform that pushes every
+ * input byte unchanged and, as the bytes arrive, gives a TextSink the decoded
+ * text of each MIME part, so detectors cannot be dodged by encoding:
+ * transfer encodings (RFC 2045 6), charsets incl. UTF-16 (RFC 2046 4.1.2,
+ * RFC 2781), HTML to text with HTML5 named character references, RFC 2047
+ * encoded words in Subject and address fields, RFC 2231 file names, nested
+ * message/rfc822 and message/global (RFC 2046 5.2.1, RFC 6532), text
+ * attachments.
+ *
+ * Fail closed (DESIGN.md guarantee 5): bad content is a sink call
+ * (unscannable / notExtracted), never a stream error; the stream errors only
+ * on an internal bug (including an exception thrown by the sink).
+ * Limits: ExtractLimits, plus MAX_LINE (line-feeder.ts), MAX_MIME_FIELD
+ * (splitter.ts) and MAX_ATTR_TEXT (html-text.ts). Memory is bounded: no part
+ * is ever buffered whole.
+ * Paths, scopes and the order of sink calls: see types.ts.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { MessageParser, type ParseContext } from './message-parser';
+import type { ExtractLimits, TextSink } from './types';
+
+export type { ExtractLimits, PartInfo, Scope, TextSink, UnscannableReason } from './types';
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(`mime extraction failed: ${String(err)}`);
+}
+
+function checkLimits(limits: ExtractLimits): void {
+  for (const key of ['maxMimeDepth', 'maxParts', 'maxHeaderSize', 'maxPartText'] as const) {
+    const v = limits[key];
+    if (!(Number.isInteger(v) && v >= 1)) throw new RangeError(`MimeTextExtractor: limits.${key} must be a positive integer, got ${String(v)}`);
+  }
+}
+
+export class MimeTextExtractor extends Transform {
+  private readonly root: MessageParser;
+  private failed = false;
+
+  constructor(sink: TextSink, limits: ExtractLimits) {
+    super();
+    checkLimits(limits);
+    const ctx: ParseContext = { sink, limits, parts: 0, stopped: false, fatal: (err) => this.fail(err) };
+    this.root = new MessageParser(ctx, { path: '', depth: 0, attachment: false });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.push(chunk);
+    this.root.write(chunk).then(
+      () => callback(),
+      (err: unknown) => callback(asError(err)),
+    );
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.root.end().then(
+      () => callback(),
+      (err: unknown) => callback(asError(err)),
+    );
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.destroy(asError(err));
+  }
+}

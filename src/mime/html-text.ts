@@ -1,0 +1,350 @@
+/*
+ * Streaming HTML to text, for scanning (not for display): a small state
+ * machine after the HTML5 tokenizer (WHATWG HTML 13.2.5), fed text in pieces
+ * of any size; a tag, comment or entity may be split anywhere.
+ *
+ *   - Tags are dropped. Only block elements separate text ("\n"; " " for table
+ *     cells): inline tags join with nothing, as a browser renders them, so
+ *     "123-<b>45</b>-6789" gives "123-45-6789".
+ *   - Comments, <script> and <style> content are dropped. Downlevel-hidden
+ *     conditional comments ("<!--[if mso]> ... <![endif]-->") are NOT: Outlook
+ *     shows what is inside, so it is parsed as HTML.
+ *   - Named and numeric character references are decoded with `entities`
+ *     (HTML5 named character references, legacy ones without ";" included);
+ *     &nbsp; becomes a plain space.
+ *   - Values of attributes a reader may see or follow (alt, title, href...)
+ *     are kept aside and written out at the next block boundary, so they never
+ *     split inline text. Beyond MAX_ATTR_TEXT characters between two block
+ *     boundaries they are dropped, and `problem` says 'part_size'.
+ * Memory is bounded: a tag name, an attribute value and an entity are capped.
+ */
+import { decodeHTML, decodeHTMLAttribute } from 'entities';
+
+export const MAX_ATTR_TEXT = 64 * 1024;
+const MAX_ENTITY = 32;
+const MAX_NAME = 16;
+
+const BLOCK = new Set(
+  (
+    'address article aside blockquote body br caption center dd details dialog dir div dl dt fieldset figcaption figure ' +
+    'footer form frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe legend li listing main menu nav noscript ' +
+    'ol optgroup option p pre section summary table tbody textarea tfoot thead title tr ul xmp'
+  ).split(' '),
+);
+const CELL = new Set(['td', 'th']);
+const KEEP_ATTR = new Set(['alt', 'title', 'href', 'value', 'placeholder', 'aria-label']);
+
+const DATA = 0;
+const TAG_OPEN = 1; // after "<"
+const END_TAG_OPEN = 2; // after "</"
+const TAG_NAME = 3;
+const BEFORE_ATTR = 4;
+const ATTR_NAME = 5;
+const AFTER_ATTR_NAME = 6;
+const BEFORE_VALUE = 7;
+const VALUE_DQ = 8;
+const VALUE_SQ = 9;
+const VALUE_UQ = 10;
+const MARKUP = 11; // after "<!"
+const MARKUP_DASH = 12; // after "<!-"
+const COMMENT_START = 13; // after "<!--", looking for "[if"
+const COMMENT = 14;
+const BOGUS = 15; // skip to ">"
+const RAWTEXT = 16; // inside <script> or <style>
+const ENTITY = 17;
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d || c === 0x0c;
+}
+function isLetter(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+function isEntityChar(c: number): boolean {
+  return isLetter(c) || (c >= 0x30 && c <= 0x39) || c === 0x23;
+}
+function nbspToSpace(s: string): string {
+  return s.indexOf('\u00a0') < 0 ? s : s.replace(/\u00a0/g, ' ');
+}
+
+export class HtmlText {
+  problem?: string;
+  private state = DATA;
+  private out = '';
+  private tagName = '';
+  private isEnd = false;
+  private attrName = '';
+  private attrValue = '';
+  private keepValue = false;
+  private pendingAttr = '';
+  private rawName = '';
+  private rawMatch = 0;
+  private commentStart = '';
+  private dashes = 0;
+  private bang = false;
+  private entity = '';
+
+  write(s: string): string {
+    let i = 0;
+    const len = s.length;
+    while (i < len) {
+      // Fast paths over the long runs: text, quoted values, comments, scripts.
+      switch (this.state) {
+        case DATA: {
+          let j = i;
+          while (j < len) {
+            const c = s.charCodeAt(j);
+            if (c === 0x3c || c === 0x26) break;
+            j++;
+          }
+          if (j > i) this.out += s.slice(i, j);
+          if (j === len) return this.take();
+          this.state = s.charCodeAt(j) === 0x3c ? TAG_OPEN : ENTITY;
+          this.entity = '&';
+          i = j + 1;
+          continue;
+        }
+        case BOGUS: {
+          const j = s.indexOf('>', i);
+          if (j < 0) return this.take();
+          this.state = DATA;
+          i = j + 1;
+          continue;
+        }
+        case VALUE_DQ:
+        case VALUE_SQ: {
+          const j = s.indexOf(this.state === VALUE_DQ ? '"' : "'", i);
+          this.addValue(s.slice(i, j < 0 ? len : j));
+          if (j < 0) return this.take();
+          this.endAttr();
+          this.state = BEFORE_ATTR;
+          i = j + 1;
+          continue;
+        }
+        case RAWTEXT:
+          if (this.rawMatch === 0) {
+            const j = s.indexOf('<', i);
+            if (j < 0) return this.take();
+            i = j;
+          }
+          break;
+        case COMMENT:
+          if (this.dashes === 0 && !this.bang) {
+            const j = s.indexOf('-', i);
+            if (j < 0) return this.take();
+            i = j;
+          }
+          break;
+      }
+      if (this.step(s, i)) i++;
+    }
+    return this.take();
+  }
+
+  end(): string {
+    if (this.state === ENTITY) this.flushEntity();
+    else if (this.state === TAG_OPEN) this.out += '<';
+    // An unterminated tag, comment or script is dropped, as a browser does.
+    this.state = DATA;
+    if (this.pendingAttr) this.out += '\n' + this.pendingAttr;
+    this.pendingAttr = '';
+    return this.take();
+  }
+
+  private take(): string {
+    const s = this.out;
+    this.out = '';
+    return s;
+  }
+
+  /** One character in the current state; false when it must be looked at again in the new state. */
+  private step(s: string, i: number): boolean {
+    const c = s.charCodeAt(i);
+    switch (this.state) {
+      case TAG_OPEN:
+        if (c === 0x21) this.state = MARKUP;
+        else if (c === 0x2f) this.state = END_TAG_OPEN;
+        else if (c === 0x3f) this.state = BOGUS;
+        else if (isLetter(c)) this.startTag(s[i], false);
+        else {
+          // "a < b": not a tag, the "<" is text.
+          this.out += '<';
+          this.state = DATA;
+          return false;
+        }
+        return true;
+      case END_TAG_OPEN:
+        if (isLetter(c)) this.startTag(s[i], true);
+        else this.state = c === 0x3e ? DATA : BOGUS;
+        return true;
+      case TAG_NAME:
+        if (isSpace(c) || c === 0x2f) this.state = BEFORE_ATTR;
+        else if (c === 0x3e) this.finishTag();
+        else if (this.tagName.length < MAX_NAME) this.tagName += s[i].toLowerCase();
+        else this.tagName = this.tagName.slice(0, MAX_NAME - 1) + '~'; // too long to be a name we know
+        return true;
+      case BEFORE_ATTR:
+        if (c === 0x3e) this.finishTag();
+        else if (!isSpace(c) && c !== 0x2f) this.startAttr(s[i]);
+        return true;
+      case ATTR_NAME:
+        if (isSpace(c)) this.state = AFTER_ATTR_NAME;
+        else if (c === 0x2f) this.state = BEFORE_ATTR;
+        else if (c === 0x3d) this.state = BEFORE_VALUE;
+        else if (c === 0x3e) this.finishTag();
+        else if (this.attrName.length < MAX_NAME) this.attrName += s[i].toLowerCase();
+        else this.attrName += '~';
+        return true;
+      case AFTER_ATTR_NAME:
+        if (c === 0x2f) this.state = BEFORE_ATTR;
+        else if (c === 0x3d) this.state = BEFORE_VALUE;
+        else if (c === 0x3e) this.finishTag();
+        else if (!isSpace(c)) this.startAttr(s[i]);
+        return true;
+      case BEFORE_VALUE:
+        this.attrValue = '';
+        this.keepValue = KEEP_ATTR.has(this.attrName);
+        if (c === 0x22) this.state = VALUE_DQ;
+        else if (c === 0x27) this.state = VALUE_SQ;
+        else if (c === 0x3e) this.finishTag();
+        else if (!isSpace(c)) {
+          this.state = VALUE_UQ;
+          return false;
+        }
+        return true;
+      case VALUE_UQ:
+        if (isSpace(c)) {
+          this.endAttr();
+          this.state = BEFORE_ATTR;
+        } else if (c === 0x3e) {
+          this.endAttr();
+          this.finishTag();
+        } else this.addValue(s[i]);
+        return true;
+      case MARKUP:
+        if (c === 0x2d) {
+          this.state = MARKUP_DASH;
+          return true;
+        }
+        this.state = BOGUS; // <!DOCTYPE ...>, <![endif]>, <![CDATA[...
+        return false;
+      case MARKUP_DASH:
+        if (c === 0x2d) {
+          this.state = COMMENT_START;
+          this.commentStart = '';
+          return true;
+        }
+        this.state = BOGUS;
+        return false;
+      case COMMENT_START: {
+        const next = this.commentStart + s[i].toLowerCase();
+        if ('[if'.startsWith(next)) {
+          this.commentStart = next;
+          // Downlevel-hidden conditional comment: skip the condition, keep the content.
+          if (next === '[if') this.state = BOGUS;
+          return true;
+        }
+        // "<!-->" and "<!--->" close at once (HTML5); after "[" or "[i" they don't.
+        this.state = COMMENT;
+        this.dashes = this.commentStart ? 0 : 2;
+        this.bang = false;
+        return false;
+      }
+      case COMMENT:
+        if (c === 0x3e && this.dashes >= 2) this.state = DATA;
+        else if (c === 0x2d) {
+          this.dashes = this.bang ? 1 : this.dashes + 1;
+          this.bang = false;
+        } else if (c === 0x21 && this.dashes >= 2 && !this.bang) this.bang = true; // "--!>" also closes
+        else {
+          this.dashes = 0;
+          this.bang = false;
+        }
+        return true;
+      case RAWTEXT:
+        return this.stepRaw(c);
+      case ENTITY:
+        if (isEntityChar(c) && this.entity.length < MAX_ENTITY) {
+          this.entity += s[i];
+          return true;
+        }
+        if (c === 0x3b) {
+          this.entity += ';';
+          this.flushEntity();
+          this.state = DATA;
+          return true;
+        }
+        this.flushEntity();
+        this.state = DATA;
+        return false;
+    }
+    throw new Error(`html-text: no step for state ${this.state}`);
+  }
+
+  /** Looks for "</" + the raw element's name + a delimiter, across pieces. */
+  private stepRaw(c: number): boolean {
+    const m = this.rawMatch;
+    if (m === 0) this.rawMatch = c === 0x3c ? 1 : 0;
+    else if (m === 1) this.rawMatch = c === 0x2f ? 2 : c === 0x3c ? 1 : 0;
+    else if (m - 2 < this.rawName.length) {
+      this.rawMatch = (c | 0x20) === this.rawName.charCodeAt(m - 2) ? m + 1 : c === 0x3c ? 1 : 0;
+    } else if (isSpace(c) || c === 0x2f || c === 0x3e) {
+      this.tagName = this.rawName;
+      this.isEnd = true;
+      this.rawMatch = 0;
+      this.state = BEFORE_ATTR;
+      return false;
+    } else this.rawMatch = c === 0x3c ? 1 : 0;
+    return true;
+  }
+
+  private startTag(first: string, isEnd: boolean): void {
+    this.tagName = first.toLowerCase();
+    this.isEnd = isEnd;
+    this.state = TAG_NAME;
+  }
+
+  private startAttr(first: string): void {
+    this.attrName = first.toLowerCase();
+    this.attrValue = '';
+    this.keepValue = false;
+    this.state = ATTR_NAME;
+  }
+
+  private addValue(text: string): void {
+    if (!this.keepValue || !text) return;
+    if (this.pendingAttr.length + this.attrValue.length + text.length > MAX_ATTR_TEXT) {
+      this.problem = 'part_size';
+      this.keepValue = false;
+      return;
+    }
+    this.attrValue += text;
+  }
+
+  private endAttr(): void {
+    if (this.keepValue && this.attrValue) this.pendingAttr += nbspToSpace(decodeHTMLAttribute(this.attrValue)) + '\n';
+    this.attrValue = '';
+    this.keepValue = false;
+  }
+
+  private finishTag(): void {
+    const name = this.tagName;
+    if (!this.isEnd && (name === 'script' || name === 'style')) {
+      this.state = RAWTEXT;
+      this.rawName = name;
+      this.rawMatch = 0;
+    } else this.state = DATA;
+    const sep = BLOCK.has(name) ? '\n' : CELL.has(name) ? ' ' : '';
+    if (sep) {
+      this.out += sep;
+      if (this.pendingAttr) {
+        this.out += this.pendingAttr;
+        this.pendingAttr = '';
+      }
+    }
+  }
+
+  private flushEntity(): void {
+    this.out += this.entity.length > 1 ? nbspToSpace(decodeHTML(this.entity)) : '&';
+    this.entity = '';
+  }
+}

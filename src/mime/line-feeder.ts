@@ -1,0 +1,103 @@
+/*
+ * Cuts a byte stream into pieces that end at a line feed before mailsplit
+ * sees them. Why: mailsplit keeps a partial line by Buffer.concat on every
+ * chunk (quadratic when a long line arrives in small chunks, and unbounded),
+ * and its history of CRLF bugs is at chunk boundaries that fall inside a line.
+ * Fed whole lines, it never holds a partial one.
+ *
+ * A line longer than MAX_LINE bytes is split at exactly MAX_LINE bytes, so the
+ * result does not depend on how the input was chunked. The split inserts
+ * SPLIT ("\r\n "): a line starting with a space can never be taken for a
+ * boundary, is a fold inside a header, and is ignored inside base64. In any
+ * other content it changes the text, so the caller marks the piece `split`
+ * and decides whether that makes the part unscannable.
+ * Memory: at most MAX_LINE bytes held.
+ */
+
+export const MAX_LINE = 64 * 1024;
+export const SPLIT = Buffer.from('\r\n ');
+
+export interface Piece {
+  data: Buffer;
+  /** The piece ends with an inserted SPLIT. */
+  split: boolean;
+}
+
+export class LineFeeder {
+  private held: Buffer[] = [];
+  private heldLength = 0;
+  /** Bytes since the last line feed (or split). */
+  private lineLength = 0;
+
+  constructor(private readonly maxLine = MAX_LINE) {}
+
+  push(chunk: Buffer): Piece[] {
+    const pieces: Piece[] = [];
+    let pieceStart = 0; // chunk bytes before this are in a piece already
+    let pos = 0;
+    while (pos < chunk.length) {
+      const room = this.maxLine - this.lineLength;
+      const lf = chunk.indexOf(0x0a, pos);
+      const lineBytes = (lf < 0 ? chunk.length : lf) - pos;
+      if (lineBytes <= room) {
+        if (lf < 0) {
+          this.lineLength += lineBytes;
+          break;
+        }
+        this.lineLength = 0;
+        pos = lf + 1;
+        continue;
+      }
+      // The line outgrows MAX_LINE: first the whole lines before it, alone,
+      // so the parser's state when the split is seen is the long line's own.
+      // A line that began in an earlier chunk (held) or at a split starts at pieceStart.
+      const lineStart = this.lineLength === 0 ? pos : pieceStart;
+      if (lineStart > pieceStart) {
+        pieces.push({ data: this.take(chunk, pieceStart, lineStart), split: false });
+        pieceStart = lineStart;
+      }
+      const cut = pos + room;
+      pieces.push({ data: Buffer.concat([this.take(chunk, pieceStart, cut), SPLIT]), split: true });
+      pieceStart = cut;
+      pos = cut;
+      this.lineLength = SPLIT.length - 2; // the space after CRLF starts the next line
+    }
+    // Whole lines go now; a partial last line waits for its line feed.
+    const completeEnd = this.completeEnd(chunk, pieceStart);
+    if (completeEnd > pieceStart) {
+      pieces.push({ data: this.take(chunk, pieceStart, completeEnd), split: false });
+      pieceStart = completeEnd;
+    }
+    if (pieceStart < chunk.length) {
+      this.held.push(chunk.subarray(pieceStart));
+      this.heldLength += chunk.length - pieceStart;
+    }
+    return pieces;
+  }
+
+  /** What is left: a last line without a line feed. */
+  end(): Piece[] {
+    if (!this.heldLength) return [];
+    const data = Buffer.concat(this.held, this.heldLength);
+    this.held = [];
+    this.heldLength = 0;
+    this.lineLength = 0;
+    return [{ data, split: false }];
+  }
+
+  /** End of the last line feed in chunk at or after `from`, or `from` if there is none. */
+  private completeEnd(chunk: Buffer, from: number): number {
+    const lf = chunk.lastIndexOf(0x0a);
+    return lf >= from ? lf + 1 : from;
+  }
+
+  /** Held bytes plus chunk[from, to), as one buffer; the held bytes are used up. */
+  private take(chunk: Buffer, from: number, to: number): Buffer {
+    const part = chunk.subarray(from, to);
+    if (!this.heldLength) return part;
+    const data = Buffer.concat([...this.held, part], this.heldLength + part.length);
+    this.held = [];
+    this.heldLength = 0;
+    return data;
+  }
+}

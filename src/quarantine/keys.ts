@@ -1,0 +1,136 @@
+/*
+ * Data keys for the quarantine's encryption at rest (AES-256-GCM).
+ *
+ * Layout under <state_dir>/keys/ (dir 0700, files 0600):
+ *   quarantine-<keyid>.key   32 random bytes, raw; <keyid> is 16 hex chars
+ *   current                  "<keyid>\n": the key new entries are written with
+ *
+ * Every entry names its key id in its plaintext header, and any key file
+ * present can decrypt, so rotation (issue 4, `mailveil keys rotate`) is just
+ * rotateKey(): a new key file, then `current` switched by an atomic rename.
+ * Old keys stay until no entry names them; deleting one then is crypto-
+ * shredding of whatever copies of old entries backups still hold.
+ *
+ * Both files are written durably (temp, fsync, rename, fsync dir) before any
+ * entry uses them: an entry acknowledged as stored whose key was lost in a
+ * crash would be unreadable, which breaks guarantee 1 as surely as losing it.
+ * Two processes making the first key at once each write their own key file;
+ * one wins `current`, and both keys stay usable, so the race is harmless.
+ *
+ * Limits: keys are held in memory unwrapped (no KMS/HSM; the state dir's
+ * permissions are the protection, as for pseudonym.key).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensurePrivateDir, writeFileDurably } from './durable';
+import { QuarantineError } from './errors';
+
+export const KEYS_DIR = 'keys';
+export const CURRENT_KEY_FILE = 'current';
+export const KEY_BYTES = 32;
+const KEY_ID_RE = /^[0-9a-f]{16}$/;
+const KEY_FILE_RE = /^quarantine-([0-9a-f]{16})\.key$/;
+
+export interface DataKey {
+  id: string;
+  key: Buffer;
+}
+
+export function keysDir(stateDir: string): string {
+  return join(stateDir, KEYS_DIR);
+}
+
+function keyFileName(id: string): string {
+  return `quarantine-${id}.key`;
+}
+
+export function isKeyId(id: string): boolean {
+  return KEY_ID_RE.test(id);
+}
+
+/** Writes a new key file (not yet current) and returns its id. */
+async function createKey(dir: string): Promise<string> {
+  const id = randomBytes(8).toString('hex');
+  await writeFileDurably(dir, keyFileName(id), randomBytes(KEY_BYTES));
+  return id;
+}
+
+/**
+ * Makes a new key and makes it current; entries written before keep naming
+ * their old key and stay readable. Internal until issue 4 exposes it as
+ * `mailveil keys rotate`. Returns the new key id.
+ */
+export async function rotateKey(stateDir: string): Promise<string> {
+  const dir = keysDir(stateDir);
+  await ensurePrivateDir(dir);
+  const id = await createKey(dir);
+  await writeFileDurably(dir, CURRENT_KEY_FILE, id + '\n');
+  return id;
+}
+
+/** Key ids of every key file present, e.g. to find keys no entry needs any more. */
+export async function listKeyIds(stateDir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(keysDir(stateDir));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names.flatMap((n) => KEY_FILE_RE.exec(n)?.[1] ?? []).sort();
+}
+
+/** The keys of one state dir: loads lazily by id, caches, never writes except on first use. */
+export class KeyRing {
+  private readonly cache = new Map<string, Buffer>();
+  private readonly dir: string;
+
+  constructor(private readonly stateDir: string) {
+    this.dir = keysDir(stateDir);
+  }
+
+  /**
+   * The key for new entries. `current` is re-read on every call (one small
+   * read per quarantined message) so a rotation by another process takes
+   * effect without a restart. The first call in a fresh state dir makes it.
+   */
+  async current(): Promise<DataKey> {
+    let id = await this.readCurrentId();
+    if (id === undefined) id = await rotateKey(this.stateDir);
+    return { id, key: await this.get(id) };
+  }
+
+  /** The key with this id, for decryption; MV_QUARANTINE_KEY_MISSING if no file has it. */
+  async get(id: string): Promise<Buffer> {
+    const cached = this.cache.get(id);
+    if (cached) return cached;
+    if (!isKeyId(id)) throw new QuarantineError('MV_QUARANTINE_KEY_INVALID', `invalid key id ${JSON.stringify(id)}`);
+    const file = join(this.dir, keyFileName(id));
+    let key: Buffer;
+    try {
+      key = await readFile(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new QuarantineError('MV_QUARANTINE_KEY_MISSING', `quarantine key ${id} not found in ${this.dir}`);
+      throw err;
+    }
+    if (key.length !== KEY_BYTES) throw new QuarantineError('MV_QUARANTINE_KEY_INVALID', `quarantine key ${id} has ${key.length} bytes, expected ${KEY_BYTES}`);
+    // Same repair as pseudonym.key: a copy or restore may have widened it.
+    if (((await stat(file)).mode & 0o077) !== 0) await chmod(file, 0o600);
+    this.cache.set(id, key);
+    return key;
+  }
+
+  private async readCurrentId(): Promise<string | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, CURRENT_KEY_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const id = text.trim();
+    if (!isKeyId(id)) throw new QuarantineError('MV_QUARANTINE_KEY_INVALID', `${join(this.dir, CURRENT_KEY_FILE)} does not hold a key id`);
+    return id;
+  }
+}

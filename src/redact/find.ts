@@ -1,0 +1,59 @@
+/*
+ * Finds the values to redact in one part's decoded text (a JS string), with
+ * the same regexes, validators and keyword rules as the pass-1 scanner, and
+ * returns non-overlapping ranges in string offsets. Pass 2 works on whole
+ * parts that pass 1 flagged, so this is not on the clean-mail hot path.
+ */
+import type { CompiledRule } from '../rules/compile';
+
+export interface Range {
+  start: number;
+  end: number;
+  rule: CompiledRule;
+}
+
+export function findRanges(text: string, rules: readonly CompiledRule[]): Range[] {
+  const found: Range[] = [];
+  for (const rule of rules) {
+    const re = rule.re;
+    re.lastIndex = 0;
+    for (;;) {
+      const m = re.exec(text);
+      if (!m) break;
+      if (m[0].length === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      const value = m[rule.group] ?? m[0];
+      const start = m.index + (rule.group ? m[0].indexOf(value) : 0);
+      const end = start + value.length;
+      if (!rule.validate(value)) continue;
+      if (rule.keywordsRequired || rule.requiresKeyword(value)) {
+        if (!rule.keywords) continue;
+        const around = text.slice(Math.max(0, start - rule.within), Math.min(text.length, end + rule.within));
+        if (!rule.keywords.test(around)) continue;
+      }
+      found.push({ start, end, rule });
+    }
+  }
+  // Earliest first; on overlap the earlier (then longer) range wins.
+  found.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: Range[] = [];
+  for (const r of found) if (!out.length || r.start >= out[out.length - 1].end) out.push(r);
+  return out;
+}
+
+/** Replaces every range with its rule's replacement. */
+export function applyRanges(text: string, ranges: readonly Range[]): string {
+  let out = '';
+  let at = 0;
+  for (const r of ranges) {
+    out += text.slice(at, r.start) + replacementOf(r.rule);
+    at = r.end;
+  }
+  return out + text.slice(at);
+}
+
+export function replacementOf(rule: CompiledRule): string {
+  return rule.def.replacement ?? `[${rule.def.id.toUpperCase()}]`;
+}

@@ -1,0 +1,122 @@
+/*
+ * Compiles rule definitions into what the scanner runs: one RE2 per rule
+ * (a built-in detector's pattern or the rule's own `pattern:`), one RE2.Set
+ * over all of them so clean text costs a single pass, and the keyword
+ * matchers. Everything runs on RE2: an admin's pattern can never backtrack
+ * catastrophically. A pattern RE2 refuses is a load error at its line.
+ */
+import RE2 from 're2';
+import { DETECTORS, VALIDATORS } from '../detectors';
+import type { Detector } from '../detectors/types';
+import type { RuleDefinition } from './types';
+
+/** Default keyword window for custom patterns, in characters either side. */
+export const DEFAULT_WITHIN = 300;
+/** Assumed longest match of a custom pattern, for carrying context across chunks. */
+export const CUSTOM_MAX_LENGTH = 256;
+
+export type Scope = 'subject' | 'headers' | 'body' | 'attachments';
+export const DEFAULT_SCOPE: readonly Scope[] = ['subject', 'body', 'attachments'];
+
+export interface CompiledRule {
+  def: RuleDefinition;
+  detectorName: string;
+  re: RE2;
+  /** Capture group holding the value (0 = the whole match). */
+  group: number;
+  validate: (value: string) => boolean;
+  requiresKeyword: (value: string) => boolean;
+  /** Matches any keyword (detector's and rule's), or undefined when there are none. */
+  keywords?: RE2;
+  /** Rule gave its own keywords: only matches near a keyword count. */
+  keywordsRequired: boolean;
+  within: number;
+  maxLength: number;
+  scope: ReadonlySet<Scope>;
+}
+
+type RE2Set = InstanceType<typeof RE2.Set>;
+
+export interface CompiledRules {
+  rules: CompiledRule[];
+  /** All rule patterns, index-aligned with `rules`. Undefined when there are no rules. */
+  set?: RE2Set;
+  /** Longest context any rule needs past a match start: maxLength + within. */
+  horizon: number;
+}
+
+export class PatternError extends Error {
+  constructor(
+    readonly rule: RuleDefinition,
+    readonly field: 'pattern' | 'detector' | 'validator' | 'replacement',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+}
+
+function keywordMatcher(words: readonly string[]): RE2 | undefined {
+  const uniq = [...new Set(words.map((w) => w.trim().toLowerCase()).filter(Boolean))];
+  if (!uniq.length) return undefined;
+  // Word-ish boundaries without lookbehind: a keyword must not be glued to letters.
+  return new RE2(`(?:^|[^\\p{L}\\p{N}])(?:${uniq.map(escapeRe).join('|')})(?:$|[^\\p{L}\\p{N}])`, 'iu');
+}
+
+export function compileRule(def: RuleDefinition): CompiledRule {
+  let detector: Detector | undefined;
+  let source: string;
+  let flags = '';
+  if (def.detector) {
+    detector = DETECTORS.get(def.detector);
+    if (!detector) throw new PatternError(def, 'detector', `unknown detector '${def.detector}' (known: ${[...DETECTORS.keys()].join(', ')})`);
+    source = detector.pattern;
+    flags = detector.flags ?? '';
+  } else {
+    source = def.pattern!;
+  }
+  let re: RE2;
+  try {
+    re = new RE2(source, 'gu' + flags.replace(/[gu]/g, ''));
+  } catch (err) {
+    throw new PatternError(def, 'pattern', `pattern is not valid RE2: ${(err as Error).message}`);
+  }
+  if (re.test('')) throw new PatternError(def, 'pattern', 'pattern matches the empty string');
+  re.lastIndex = 0;
+  let validate: (v: string) => boolean = detector ? (v) => detector!.validate(v) : () => true;
+  if (def.validator) {
+    const extra = VALIDATORS.get(def.validator);
+    if (!extra) throw new PatternError(def, 'validator', `unknown validator '${def.validator}' (known: ${[...VALIDATORS.keys()].join(', ')})`);
+    const base = validate;
+    validate = (v) => base(v) && extra(v);
+  }
+  const ruleKeywords = def.keywords ?? [];
+  return {
+    def,
+    detectorName: detector?.name ?? 'pattern',
+    re,
+    group: (detector as (Detector & { group?: number }) | undefined)?.group ?? 0,
+    validate,
+    requiresKeyword: detector?.requiresKeyword ? (v) => detector!.requiresKeyword!(v) : () => false,
+    keywords: keywordMatcher([...(detector?.keywords ?? []), ...ruleKeywords]),
+    keywordsRequired: ruleKeywords.length > 0,
+    within: def.within ?? detector?.within ?? DEFAULT_WITHIN,
+    maxLength: detector?.maxLength ?? CUSTOM_MAX_LENGTH,
+    scope: new Set((def.scope as Scope[] | undefined) ?? DEFAULT_SCOPE),
+  };
+}
+
+/** Builds the scanner's view of already compiled rules. */
+export function buildCompiled(rules: CompiledRule[]): CompiledRules {
+  const set = rules.length ? new RE2.Set(rules.map((r) => r.re.source), 'u') : undefined;
+  const horizon = rules.reduce((h, r) => Math.max(h, r.maxLength + r.within), 0);
+  return { rules, set, horizon };
+}
+
+/** Compiles every rule; throws the first PatternError. */
+export function compileRules(defs: readonly RuleDefinition[]): CompiledRules {
+  return buildCompiled(defs.map(compileRule));
+}

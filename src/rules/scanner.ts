@@ -1,0 +1,122 @@
+/*
+ * Streaming scanner for the decoded text of one MIME part. Text arrives in
+ * pieces of any size; it is scanned in windows of about WINDOW bytes of
+ * UTF-8, and the last `horizon` bytes (longest match plus keyword window)
+ * are carried into the next window, so a value or its keyword that straddles
+ * two pieces is still found, and found once.
+ *
+ * Per window: one RE2.Set pass tells which rules can match at all; only
+ * those rules run their own regex. Clean text therefore costs one native
+ * call per window, not one per rule (the JS/C++ boundary costs ~0.4 µs).
+ *
+ * Offsets, and keyword windows (`within`), count bytes of the part's
+ * decoded text as UTF-8: the same as characters for ASCII text.
+ */
+import type { CompiledRule, CompiledRules, Scope } from './compile';
+
+const WINDOW = 256 * 1024;
+
+export interface Match {
+  rule: CompiledRule;
+  /** Byte offsets of the value in the part's decoded UTF-8 text. */
+  start: number;
+  end: number;
+}
+
+export class PartScanner {
+  private buf: Buffer = Buffer.alloc(0);
+  /** Absolute offset of buf[0] in the part's text. */
+  private base = 0;
+  /** Matches must start at or after this absolute offset (earlier ones were reported). */
+  private reportedUpTo = 0;
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private readonly rules: CompiledRule[];
+
+  constructor(
+    private readonly compiled: CompiledRules,
+    scope: Scope,
+    private readonly onMatch: (m: Match) => void,
+  ) {
+    this.rules = compiled.rules.filter((r) => r.scope.has(scope));
+  }
+
+  get active(): boolean {
+    return this.rules.length > 0;
+  }
+
+  push(text: string): void {
+    if (!this.active || !text) return;
+    // Pieces may be a byte long; join them lazily so small pieces cost O(n).
+    this.pending.push(text);
+    this.pendingChars += text.length;
+    if (this.pendingChars >= WINDOW) {
+      this.absorb();
+      if (this.buf.length >= WINDOW + 2 * this.compiled.horizon) this.scan(false);
+    }
+  }
+
+  end(): void {
+    if (!this.active) return;
+    this.absorb();
+    if (this.buf.length) this.scan(true);
+    this.buf = Buffer.alloc(0);
+  }
+
+  private absorb(): void {
+    if (!this.pending.length) return;
+    const more = Buffer.from(this.pending.join(''), 'utf8');
+    this.buf = this.buf.length ? Buffer.concat([this.buf, more]) : more;
+    this.pending = [];
+    this.pendingChars = 0;
+  }
+
+  private scan(final: boolean): void {
+    const horizon = this.compiled.horizon;
+    const buf = this.buf;
+    // Matches starting before `limit` are decided now; later ones wait for more text.
+    const limit = final ? buf.length : buf.length - horizon;
+    const candidates = this.compiled.set!.match(buf);
+    if (candidates.length) {
+      const wanted = new Set(candidates.map((i: number) => this.compiled.rules[i]));
+      for (const rule of this.rules) if (wanted.has(rule)) this.runRule(rule, buf, limit);
+    }
+    if (final) return;
+    // Keep enough text before `limit` for keyword windows of the next matches.
+    const keepFrom = Math.max(0, limit - horizon);
+    this.reportedUpTo = this.base + limit;
+    this.base += keepFrom;
+    this.buf = buf.subarray(keepFrom);
+  }
+
+  private runRule(rule: CompiledRule, buf: Buffer, limit: number): void {
+    const re = rule.re;
+    const minStart = this.reportedUpTo - this.base;
+    re.lastIndex = Math.max(0, minStart - rule.maxLength);
+    for (;;) {
+      const m = re.exec(buf) as (Buffer[] & { index: number }) | null;
+      if (!m) break;
+      const whole = m[0];
+      if (whole.length === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      const value = m[rule.group] ?? whole;
+      const start = m.index + (rule.group ? whole.indexOf(value) : 0);
+      if (start >= limit) break;
+      if (start < minStart) continue;
+      const end = start + value.length;
+      if (this.accept(rule, buf, start, end, value.toString('utf8'))) this.onMatch({ rule, start: this.base + start, end: this.base + end });
+    }
+  }
+
+  private accept(rule: CompiledRule, buf: Buffer, start: number, end: number, value: string): boolean {
+    if (!rule.validate(value)) return false;
+    const needKeyword = rule.keywordsRequired || rule.requiresKeyword(value);
+    if (!needKeyword) return true;
+    if (!rule.keywords) return false;
+    const from = Math.max(0, start - rule.within);
+    const to = Math.min(buf.length, end + rule.within);
+    return rule.keywords.test(buf.subarray(from, to));
+  }
+}
