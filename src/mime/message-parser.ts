@@ -87,6 +87,9 @@ export class MessageParser {
   private current: Leaf | undefined;
   private firstTextSeen = false;
   private failed = false;
+  /** An event is being handled. */
+  private busy = false;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly ctx: ParseContext,
@@ -117,11 +120,27 @@ export class MessageParser {
     await this.done;
   }
 
+  /**
+   * Resolves once mailsplit has read the piece AND every event it made has
+   * been handled. Waiting for the events too keeps all parsers in lock step
+   * with the byte order, so what is reported (and when a limit stops
+   * everything) does not depend on how the input was chunked.
+   */
   private async feed(piece: Piece): Promise<void> {
     if (this.failed || this.ctx.stopped) return;
     if (piece.split) this.noteSplit();
     const written = new Promise<void>((resolve) => this.splitter.write(piece.data, () => resolve()));
     await Promise.race([written, this.closed]);
+    if (this.busy || this.splitter.readableLength > 0) {
+      await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), this.closed]);
+    }
+  }
+
+  private wakeIfIdle(): void {
+    if (this.busy || this.splitter.readableLength > 0 || !this.idleWaiters.length) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /**
@@ -150,11 +169,14 @@ export class MessageParser {
   private async readAll(): Promise<void> {
     try {
       for await (const event of this.splitter) {
+        this.busy = true;
         try {
           await this.handle(event as MimeNode | SplitterData);
         } catch (err) {
           throw new InternalError(err);
         }
+        this.busy = false;
+        this.wakeIfIdle();
       }
     } catch (err) {
       if (err instanceof InternalError) throw err.cause;
@@ -323,6 +345,7 @@ export class MessageParser {
 
   private splitterFailed(err: unknown): void {
     this.failed = true;
+    if (this.ctx.stopped) return; // the message is unscannable already; what fails after that is noise
     const e = (err ?? {}) as { code?: unknown; message?: unknown };
     const reason = e.code === 'EMAXLEN' ? (/child nodes/i.test(String(e.message)) ? 'too_many_parts' : 'header_size') : 'decode_error';
     if (reason === 'too_many_parts') this.ctx.stopped = true;

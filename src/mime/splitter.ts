@@ -66,6 +66,26 @@ export function hasLineSplit(node: MimeNode): boolean {
   return (node as Tagged)[kSplit] === true;
 }
 
+/**
+ * Does `line`, from `at` (just after the leading "--"), hold `boundary` and
+ * then only "--", blanks and a line end? 1: a delimiter, 2: the close
+ * delimiter, false: neither.
+ */
+function delimiter(line: Buffer, at: number, boundary: Buffer): 1 | 2 | false {
+  if (line.length < at + boundary.length) return false;
+  for (let i = 0; i < boundary.length; i++) if (line[at + i] !== boundary[i]) return false;
+  let i = at + boundary.length;
+  let kind: 1 | 2 = 1;
+  if (line[i] === 0x2d && line[i + 1] === 0x2d) {
+    kind = 2;
+    i += 2;
+  }
+  while (line[i] === 0x20 || line[i] === 0x09) i++;
+  if (line[i] === 0x0d) i++;
+  if (line[i] === 0x0a) i++;
+  return i === line.length ? kind : false;
+}
+
 /** RFC 5322 comments out, first token, lower case: all mailsplit needs of the encoding. */
 function encodingToken(value: string): string {
   let depth = 0;
@@ -145,28 +165,41 @@ export class SafeSplitter extends Splitter {
   }
 
   /**
-   * mailsplit only knows the boundaries of the current node and its parent,
-   * so after an inner multipart that is never closed, the outer parts all
-   * became text of the inner part's last child (a base64 part read as text:
-   * its content unscanned). Readers such as Python's email package take an
-   * ancestor's boundary as closing the inner multiparts; so do we: the tree
-   * is unwound to that ancestor and mailsplit carries on as if the boundary
-   * were the parent's (3: next part of it, 4: its end).
+   * Replaces mailsplit's boundary test, for three reasons:
+   *   - mailsplit carries the line end of a body line over to the next chunk
+   *     and skips it here with a test that is loose ("\r" + any byte counts as
+   *     a line end), so a line like "\r\x0e--b" was a boundary or not
+   *     depending on where a chunk ended. Here a carried "\r\n" or "\n" is
+   *     skipped, then one bare CR: the same answer whatever the chunking.
+   *   - Transport padding (RFC 2046 5.1.1: blanks after the delimiter) is
+   *     allowed, as MUAs allow it; mailsplit missed such a boundary and read
+   *     the following parts, base64 and all, as text of the previous one.
+   *   - mailsplit only knew the current node's and its parent's boundaries,
+   *     so after an inner multipart that is never closed the outer parts were
+   *     all text of the inner part's last child. Readers such as Python's
+   *     email package take an ancestor's boundary as closing the inner
+   *     multiparts; so do we: the tree is unwound to that ancestor and
+   *     mailsplit carries on as if it were the parent's boundary.
+   * Returns mailsplit's codes: 1 next part of the current node, 2 its end,
+   * 3 next part of the parent, 4 the parent's end.
    */
   checkBoundary(line: Buffer): number | false {
-    const found = super.checkBoundary(line) as number | false;
-    if (found) return found;
-    // As mailsplit: a leading line end left over from the previous line is skipped.
     let start = 0;
-    if (line.length >= 1 && (line[0] === 0x0d || line[0] === 0x0a)) {
-      start++;
-      if (line.length >= 2 && (line[0] === 0x0d || line[1] === 0x0a)) start++;
-    }
-    if (line.length < 4 || line[start] !== 0x2d || line[start + 1] !== 0x2d) return false;
-    let child = this.node.parentNode; // the parent's boundary was checked by mailsplit
-    for (let up = 0; child && child.parentNode && up < this.maxAncestors; up++) {
+    if (line[0] === 0x0d && line[1] === 0x0a) start = 2;
+    else if (line[0] === 0x0a) start = 1;
+    if (line[start] === 0x0d) start++;
+    if (line.length < start + 3 || line[start] !== 0x2d || line[start + 1] !== 0x2d) return false;
+    const node = this.node;
+    let kind = node._boundary ? delimiter(line, start + 2, node._boundary) : false;
+    if (kind) return kind;
+    const parent = node.parentNode;
+    if (!parent) return false;
+    kind = parent._boundary ? delimiter(line, start + 2, parent._boundary) : false;
+    if (kind) return kind + 2;
+    let child: MimeNode = parent;
+    for (let up = 0; child.parentNode && up < this.maxAncestors; up++) {
       const ancestor: MimeNode = child.parentNode;
-      const kind = ancestor._boundary ? (this.compareBoundary(line, start, ancestor._boundary) as number | false) : false;
+      kind = ancestor._boundary ? delimiter(line, start + 2, ancestor._boundary) : false;
       if (kind) {
         while (this.tree.length && this.tree[this.tree.length - 1] !== ancestor) this.tree.pop();
         this.node = child;

@@ -13,7 +13,7 @@
  * value in it (fail closed, the client gets 451).
  */
 import * as stream from 'node:stream';
-import { Transform, type TransformCallback, PassThrough, type Duplex } from 'node:stream';
+import { Readable, Transform, type TransformCallback, PassThrough, type Duplex } from 'node:stream';
 import { Splitter, Joiner } from 'mailsplit';
 import libmime from 'libmime';
 import type { Rewriter } from './stage';
@@ -36,82 +36,155 @@ export class RedactionError extends Error {
 }
 
 interface Plan {
-  /** Part paths to redact, with the rules that apply there. */
+  /** Part paths (relative to the message being walked) to redact, with the rules that apply there. */
   parts: Map<string, CompiledRule[]>;
-  subject: CompiledRule[];
+  /** Header pseudo-parts ("0", "2.0", ...) whose Subject holds a value to redact. */
+  subjects: Map<string, CompiledRule[]>;
+}
+
+function addRule(map: Map<string, CompiledRule[]>, key: string, rule: CompiledRule): void {
+  const list = map.get(key) ?? [];
+  if (!list.includes(rule)) list.push(rule);
+  map.set(key, list);
 }
 
 function plan(ctx: MessageContext): Plan {
   const redactRules = new Map(ctx.rules.compiled.rules.filter((r) => r.def.action === 'redact').map((r) => [r.def.id, r]));
-  const parts = new Map<string, CompiledRule[]>();
-  let subject: CompiledRule[] = [];
+  const p: Plan = { parts: new Map(), subjects: new Map() };
   for (const f of ctx.findings) {
     const rule = redactRules.get(f.rule);
     if (!rule || !ctx.verdict.rules.includes(f.rule)) continue;
-    if (f.scope === 'subject') subject = [...new Set([...subject, rule])];
-    else if (f.part !== HEADER_PART) parts.set(f.part, [...new Set([...(parts.get(f.part) ?? []), rule])]);
+    if (f.scope === 'subject') addRule(p.subjects, f.part, rule);
+    else if (f.scope !== 'headers') addRule(p.parts, f.part, rule);
   }
-  return { parts, subject };
+  return p;
 }
+
+/** The plan of a message nested at `prefix`, with paths made relative to it. */
+function subPlan(p: Plan, prefix: string): Plan {
+  const cut = (m: Map<string, CompiledRule[]>) =>
+    new Map([...m].filter(([k]) => k.startsWith(prefix + '.')).map(([k, v]) => [k.slice(prefix.length + 1), v]));
+  return { parts: cut(p.parts), subjects: cut(p.subjects) };
+}
+
+const isEmpty = (p: Plan) => !p.parts.size && !p.subjects.size;
 
 /** Object-mode stage between mailsplit's Splitter and Joiner. */
 class RedactNodes extends Transform {
-  private current?: { node: any; rules: CompiledRule[]; chunks: Buffer[]; bytes: number };
+  private current?: { node: any; path: string; rules: CompiledRule[]; chunks: Buffer[]; bytes: number };
 
   constructor(private readonly p: Plan) {
     super({ objectMode: true });
   }
 
   _transform(obj: any, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      if (this.current && obj.type === 'body') {
-        this.current.chunks.push(obj.value);
-        this.current.bytes += obj.value.length;
-        if (this.current.bytes > MAX_REDACT_PART) throw new RedactionError(`part to redact exceeds ${MAX_REDACT_PART} bytes`);
-        return cb();
-      }
-      if (this.current) this.finish();
-      if (obj.type === 'node') {
-        if (obj.root && this.p.subject.length) redactSubject(obj, this.p.subject);
-        const path = partPath(obj);
-        const rules = this.p.parts.get(path);
-        const nested = obj.rfc822 && [...this.p.parts.keys()].some((k) => k.startsWith(path + '.'));
-        if (rules || nested) {
-          this.current = { node: obj, rules: rules ?? [], chunks: [], bytes: 0 };
-          return cb();
-        }
-      }
-      cb(null, obj);
-    } catch (err) {
-      cb(err as Error);
+    if (this.current && obj.type === 'body') {
+      // Copied: mailsplit may reuse the memory behind a chunk it already emitted.
+      this.current.chunks.push(Buffer.from(obj.value));
+      this.current.bytes += obj.value.length;
+      if (this.current.bytes > MAX_REDACT_PART) return cb(new RedactionError(`part to redact exceeds ${MAX_REDACT_PART} bytes`));
+      return cb();
     }
+    const pending = this.current ? this.finish() : Promise.resolve();
+    pending.then(() => cb(null, this.route(obj)), (err) => cb(err));
   }
 
   _flush(cb: TransformCallback): void {
-    try {
-      if (this.current) this.finish();
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
+    (this.current ? this.finish() : Promise.resolve()).then(() => cb(), (err) => cb(err));
   }
 
-  private finish(): void {
-    const { node, rules, chunks } = this.current!;
+  /** Passes an object on, or starts holding a part that has values to redact. */
+  private route(obj: any): any {
+    if (obj.type !== 'node') return obj;
+    if (obj.root) {
+      const rules = this.p.subjects.get(HEADER_PART);
+      if (rules) redactSubject(obj, rules);
+    }
+    const path = partPath(obj);
+    const rules = this.p.parts.get(path);
+    const nested = obj.rfc822 && !isEmpty(subPlan(this.p, path));
+    if (!rules && !nested) return obj;
+    this.current = { node: obj, path, rules: rules ?? [], chunks: [], bytes: 0 };
+    return undefined;
+  }
+
+  private async finish(): Promise<void> {
+    const { node, path, rules, chunks } = this.current!;
     this.current = undefined;
     const raw = Buffer.concat(chunks);
+    const body = node.rfc822 ? await redactNested(node, raw, subPlan(this.p, path)) : redactBody(node, raw, rules, path);
     this.push(node);
-    if (raw.length) this.push({ node, type: 'body', value: node.rfc822 ? raw : redactBody(node, raw, rules) });
+    if (body.length) this.push({ node, type: 'body', value: body });
   }
 }
 
-function redactBody(node: any, raw: Buffer, rules: CompiledRule[]): Buffer {
+/**
+ * Re-chunks bytes so every chunk ends at a line feed: mailsplit loses a line
+ * feed when a chunk boundary falls between CR and LF in some states (seen
+ * with 2- and 3-byte chunks inside a message/rfc822 part). Nothing is added
+ * or removed; a line longer than MAX_HELD_LINE is passed on in pieces.
+ */
+const MAX_HELD_LINE = 1024 * 1024;
+
+class LineAligned extends Transform {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+
+  _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const lf = chunk.lastIndexOf(0x0a);
+    if (lf < 0) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      if (this.heldBytes > MAX_HELD_LINE) this.release();
+      return cb();
+    }
+    this.held.push(chunk.subarray(0, lf + 1));
+    this.release();
+    if (lf + 1 < chunk.length) {
+      this.held.push(chunk.subarray(lf + 1));
+      this.heldBytes = chunk.length - lf - 1;
+    }
+    cb();
+  }
+
+  _flush(cb: TransformCallback): void {
+    this.release();
+    cb();
+  }
+
+  private release(): void {
+    if (this.held.length) this.push(this.held.length === 1 ? this.held[0] : Buffer.concat(this.held));
+    this.held = [];
+    this.heldBytes = 0;
+  }
+}
+
+/** Walks a message with Splitter -> RedactNodes -> Joiner. */
+function redactStream(p: Plan, maxHead: number): Transform {
+  return compose(new LineAligned(), new Splitter({ maxHeadSize: maxHead }), new RedactNodes(p), new Joiner()) as unknown as Transform;
+}
+
+/** A message/rfc822 part: its own message, redacted by the same walk. */
+async function redactNested(node: any, raw: Buffer, p: Plan): Promise<Buffer> {
+  const encoding = (node.encoding || '7bit').toLowerCase();
+  const inner = decodeTransfer(raw, encoding);
+  const out: Buffer[] = [];
+  for await (const chunk of Readable.from([inner]).pipe(redactStream(p, MAX_PART_HEAD))) out.push(chunk as Buffer);
+  const trailing = raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a;
+  return encoding === 'base64' || encoding === 'quoted-printable' ? encodeTransfer(Buffer.concat(out), encoding, trailing) : Buffer.concat(out);
+}
+
+function redactBody(node: any, raw: Buffer, rules: CompiledRule[], path: string): Buffer {
   const encoding = (node.encoding || '7bit').toLowerCase();
   const bytes = decodeTransfer(raw, encoding);
   const cs = resolveCharset(bytes, node.charset || undefined);
   const text = decodeCharset(bytes, cs);
-  const redacted = /html/.test(node.contentType || '') ? redactHtml(text, rules).html : applyRanges(text, findRanges(text, rules));
-  if (redacted === text) return raw;
+  const html = /html/.test(node.contentType || '');
+  const view = (t: string) => (html ? redactHtml(t, rules) : { html: applyRanges(t, findRanges(t, rules)), count: findRanges(t, rules).length });
+  const { html: redacted, count } = view(text);
+  // Fail closed: pass 1 saw a value here, so pass 2 must find it, and none may survive.
+  if (count === 0) throw new RedactionError(`part ${path}: the value found in pass 1 was not found again for redaction`);
+  if (view(redacted).count > 0) throw new RedactionError(`part ${path}: a value survived redaction`);
   const trailing = raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a;
   return encodeTransfer(encodeCharset(redacted, cs), encoding, trailing);
 }
@@ -120,8 +193,9 @@ function redactSubject(node: any, rules: CompiledRule[]): void {
   const raw: string = node.headers.getFirst('subject');
   if (!raw) return;
   const decoded = libmime.decodeWords(raw);
-  const redacted = applyRanges(decoded, findRanges(decoded, rules));
-  if (redacted === decoded) return;
+  const ranges = findRanges(decoded, rules);
+  if (!ranges.length) throw new RedactionError('subject: the value found in pass 1 was not found again for redaction');
+  const redacted = applyRanges(decoded, ranges);
   // Non-ASCII goes back as RFC 2047 encoded words; ASCII as plain text.
   node.headers.update('Subject', /^[\x20-\x7e]*$/.test(redacted) ? redacted : libmime.encodeWords(redacted, 'Q', 52, 'utf-8'));
 }
@@ -132,8 +206,7 @@ export const redact: Rewriter = {
   create(ctx) {
     if (ctx.verdict.action !== 'redact') return new PassThrough();
     const p = plan(ctx);
-    if (!p.parts.size && !p.subject.length) return new PassThrough();
-    const splitter = new Splitter({ maxHeadSize: Math.min(MAX_PART_HEAD, ctx.config.limits.max_header_size) });
-    return compose(splitter, new RedactNodes(p), new Joiner()) as unknown as Transform;
+    if (isEmpty(p)) return new PassThrough();
+    return redactStream(p, Math.min(MAX_PART_HEAD, ctx.config.limits.max_header_size));
   },
 };

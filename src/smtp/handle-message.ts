@@ -17,6 +17,7 @@ import { pass2Stream, runDecide, runPass1, type StageTimings } from '../pipeline
 import { Spool, spoolDir } from '../pipeline/spool';
 import { HEADER_SIZE_REASON } from '../pipeline/header-scan';
 import { NextHopError } from './next-hop';
+import { RedactionError } from '../pipeline/redact';
 import { passThrough, replyError, ruleReply, smtpError, type SmtpError } from './errors';
 import { formatReply, replyClass, replyStatus, type Reply } from './reply';
 import type { SessionState } from './session-state';
@@ -109,7 +110,7 @@ async function runMessage(
   }
   // A header we cannot see whole cannot be anonymised: never deliver it.
   if (ctx.unscannable.includes(HEADER_SIZE_REASON)) return { verdict: 'too_big', error: replyError('HEADER_TOO_BIG') };
-  return deliver(rt, ctx, spool, st, timings);
+  return deliver(rt, ctx, spool, session, st, timings);
 }
 
 /** Quarantine: 250 only once the entry is durable (file, rename, directory fsync'd). */
@@ -142,7 +143,7 @@ async function hold(rt: Runtime, ctx: MessageContext, spool: Spool, session: SMT
   return { verdict: 'quarantine', text: `2.0.0 Ok: held in quarantine as ${ctx.id}` };
 }
 
-async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, st: SessionState, timings: StageTimings): Promise<Outcome> {
+async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, session: SMTPServerSession, st: SessionState, timings: StageTimings): Promise<Outcome> {
   const hop = st.hop;
   const verdict = ctx.verdict.action;
   if (!hop?.usable || st.accepted === 0) return { verdict: 'error', error: replyError('NEXT_HOP_LOST') };
@@ -156,6 +157,12 @@ async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, st: Sessi
     rt.metrics.nextHopReplies.inc({ class: kind === 'timeout' ? 'timeout' : 'connection' });
     if (kind === 'aborted') {
       rt.log.error({ id: ctx.id, err: { message: (err as Error).message } }, 'pass 2 failed; next hop transaction aborted');
+      // A value that could not be redacted must not leave: hold the original instead.
+      if ((err as { cause?: unknown }).cause instanceof RedactionError) {
+        ctx.unscannable.push('redact_failed');
+        rt.metrics.unscannable.inc({ reason: 'redact_failed' });
+        return hold(rt, ctx, spool, session);
+      }
       return { verdict: 'error', error: replyError('INTERNAL') };
     }
     return { verdict: 'error', error: replyError(kind === 'timeout' ? 'NEXT_HOP_TIMEOUT' : 'NEXT_HOP_LOST') };

@@ -180,7 +180,7 @@ export class NextHopConnection {
       // Never commit a message we could not send whole: drop the connection.
       this.destroy();
       if (this.earlyReply) return this.earlyReply;
-      throw err instanceof NextHopError ? err : new NextHopError('aborted', `message stream failed: ${(err as Error).message}`);
+      throw err instanceof NextHopError ? err : Object.assign(new NextHopError('aborted', `message stream failed: ${(err as Error).message}`), { cause: err });
     } finally {
       this.streaming = false;
     }

@@ -7,8 +7,8 @@
  *
  * This proves the temp-then-rename protocol against process death. It cannot
  * prove fsync ordering against power loss; that rests on the code doing
- * fsync(file), rename, fsync(dir) in that order (checked by strace when the
- * store was written, see src/quarantine/store.ts).
+ * fsync(file), rename, fsync(dir) in that order (src/quarantine/store.ts and
+ * durable.ts; the syscall order was checked with strace when they were written).
  *
  * The random-kill case prints its seed; rerun with MV_CRASH_SEED=<seed>.
  */
@@ -22,7 +22,13 @@ import { QuarantineStore, quarantineDir } from '../../src/quarantine/store';
 import { keysDir } from '../../src/quarantine/keys';
 import { bigMessage, chunked, readAll, sampleMeta, removeTempDirs, tempDir } from '../fixtures/quarantine/sample';
 
-after(removeTempDirs);
+const children = new Set<ChildProcess>();
+// A failed assertion must not leave a paused child holding the IPC channel
+// (and the test run) open.
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  removeTempDirs();
+});
 
 const ID = 'CRASH1';
 const CHUNK = 64 * 1024;
@@ -58,6 +64,7 @@ function childScript(): string {
 
 function startPut(script: string, stateDir: string, size: number, seed: number, pauseAfter = -1): { child: ChildProcess; messages: string[] } {
   const child = fork(script, [stateDir, String(size), String(seed), String(pauseAfter)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
   const messages: string[] = [];
   child.on('message', (m) => messages.push(String(m)));
   return { child, messages };
