@@ -36,6 +36,8 @@ export class RedactionError extends Error {
 }
 
 interface Plan {
+  /** A redact rule fired where redaction cannot rewrite (arbitrary header fields). */
+  unredactable?: string;
   /** Part paths (relative to the message being walked) to redact, with the rules that apply there. */
   parts: Map<string, CompiledRule[]>;
   /** Header pseudo-parts ("0", "2.0", ...) whose Subject holds a value to redact. */
@@ -55,7 +57,8 @@ function plan(ctx: MessageContext): Plan {
     const rule = redactRules.get(f.rule);
     if (!rule || !ctx.verdict.rules.includes(f.rule)) continue;
     if (f.scope === 'subject') addRule(p.subjects, f.part, rule);
-    else if (f.scope !== 'headers') addRule(p.parts, f.part, rule);
+    else if (f.scope === 'headers') p.unredactable = `rule ${rule.def.id} matched in header fields, which redaction does not rewrite`;
+    else addRule(p.parts, f.part, rule);
   }
   return p;
 }
@@ -206,6 +209,11 @@ export const redact: Rewriter = {
   create(ctx) {
     if (ctx.verdict.action !== 'redact') return new PassThrough();
     const p = plan(ctx);
+    // Fail closed: the message must not leave with a value we cannot remove.
+    if (p.unredactable) {
+      const reason = p.unredactable;
+      return new Transform({ transform: (_c, _e, cb) => cb(new RedactionError(reason)), flush: (cb) => cb(new RedactionError(reason)) });
+    }
     if (isEmpty(p)) return new PassThrough();
     return redactStream(p, Math.min(MAX_PART_HEAD, ctx.config.limits.max_header_size));
   },

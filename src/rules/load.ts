@@ -130,6 +130,22 @@ export function parseRuleFile(text: string, file: string): { value?: ParsedFile;
   return { value: parsed, errors, positions };
 }
 
+/** Checks the schema cannot express: keys that only make sense with some actions. */
+function ruleProblems(r: RuleDefinition): { key: string; message: string }[] {
+  const out: { key: string; message: string }[] = [];
+  if (r.reply !== undefined) {
+    if (r.action !== 'reject' && r.action !== 'tempfail') out.push({ key: 'reply', message: 'reply is only used by reject and tempfail rules' });
+    else {
+      const [code, enhanced] = r.reply.split(' ');
+      const want = r.action === 'reject' ? '5' : '4';
+      if (code[0] !== want) out.push({ key: 'reply', message: `a ${r.action} reply must be a ${want}xx code` });
+      else if (enhanced[0] !== code[0]) out.push({ key: 'reply', message: `enhanced status ${enhanced} must be in the class of ${code} (RFC 3463)` });
+    }
+  }
+  if (r.replacement !== undefined && r.action !== 'redact') out.push({ key: 'replacement', message: 'replacement is only used by redact rules' });
+  return out;
+}
+
 /** Lists the rule files of a directory in load order. */
 export function ruleFiles(dir: string): string[] {
   return readdirSync(dir)
@@ -152,7 +168,14 @@ export function loadRuleSet(dir: string): RuleSet {
   const compiled: CompiledRule[] = [];
   const ids = new Map<string, string>();
   for (const file of files) {
-    const { value, errors: fileErrors, positions } = parseRuleFile(readFileSync(file, 'utf8'), file);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      errors.push({ file, line: 1, col: 1, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` });
+      continue;
+    }
+    const { value, errors: fileErrors, positions } = parseRuleFile(text, file);
     errors.push(...fileErrors);
     if (!value) continue;
     const h = value.headers ?? {};
@@ -167,6 +190,7 @@ export function loadRuleSet(dir: string): RuleSet {
       if (prev) errors.push({ file, ...(pos.id ?? pos.rule), message: `duplicate rule id '${r.id}' (first defined at ${prev})` });
       ids.set(r.id, `${file}:${source.line}`);
       const def = { ...r, source };
+      for (const problem of ruleProblems(def)) errors.push({ file, ...(pos[problem.key] ?? pos.rule), message: problem.message });
       rules.push(def);
       try {
         compiled.push(compileRule(def));
