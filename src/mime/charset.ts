@@ -48,6 +48,46 @@ class IconvText implements TextDecoderLike {
   }
 }
 
+const UTF7_LABELS = new Set(['utf-7', 'utf7', 'unicode-1-1-utf-7', 'unicode11utf7', 'csunicode11utf7', 'x-unicode-2-0-utf-7']);
+
+function isBase64Char(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f;
+}
+
+/**
+ * UTF-7 (RFC 2152), a classic way to hide text from filters. iconv-lite's
+ * decoder mis-reads a "-" that ends a base64 run when it opens a new write
+ * ("+ADEAMgAz" + "-45" gave "123+-45"), so while inside a run the last byte
+ * is held back for the next write.
+ */
+class Utf7Text implements TextDecoderLike {
+  private readonly inner = new IconvText('utf-7');
+  private inBase64 = false;
+  private held: Buffer | undefined;
+
+  write(input: Buffer): string {
+    const seen = this.held ? this.held.length : 0; // the held byte was scanned last time
+    const b = this.held ? Buffer.concat([this.held, input]) : input;
+    this.held = undefined;
+    for (let i = seen; i < b.length; i++) {
+      const c = b[i];
+      if (!this.inBase64) this.inBase64 = c === 0x2b;
+      else if (!isBase64Char(c)) this.inBase64 = false;
+    }
+    if (this.inBase64 && b.length) {
+      this.held = Buffer.from(b.subarray(b.length - 1));
+      return this.inner.write(b.subarray(0, b.length - 1));
+    }
+    return this.inner.write(b);
+  }
+
+  end(): string {
+    const s = this.held ? this.inner.write(this.held) : '';
+    this.held = undefined;
+    return s + this.inner.end();
+  }
+}
+
 /** Length of a valid UTF-8 sequence starting at `i`, 0 if invalid, -1 if cut off by the end of `b`. */
 function utf8SequenceLength(b: Buffer, i: number): number {
   const c = b[i];
@@ -200,6 +240,7 @@ export function charsetDecoder(declared: string | undefined): { decoder: TextDec
     return { decoder: new Sniffing(SNIFF_BYTES, (head) => new IconvText(guessByteOrder(head, false) ?? 'utf-16be')) };
   }
   if (label === 'utf-8' || label === 'utf8') return { decoder: new Sniffing(3, () => new IconvText('utf-8')) };
+  if (UTF7_LABELS.has(label)) return { decoder: new Sniffing(3, () => new Utf7Text()) };
   if (WINDOWS_1252_LABELS.has(label)) return { decoder: new Sniffing(3, () => new IconvText('windows-1252')) };
   if (iconv.encodingExists(label)) return { decoder: new Sniffing(3, () => new IconvText(label)) };
   return { decoder: sniffed(), problem: 'bad_charset' };

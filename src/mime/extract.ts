@@ -6,13 +6,15 @@
  * RFC 2781), HTML to text with HTML5 named character references, RFC 2047
  * encoded words in Subject and address fields, RFC 2231 file names, nested
  * message/rfc822 and message/global (RFC 2046 5.2.1, RFC 6532), text
- * attachments.
+ * attachments. HTML that is not shown (comments, script, style, attribute
+ * values) still leaves with the message, so it is scanned too, kept apart
+ * from the visible text (html-text.ts).
  *
  * Fail closed (DESIGN.md guarantee 5): bad content is a sink call
  * (unscannable / notExtracted), never a stream error; the stream errors only
  * on an internal bug (including an exception thrown by the sink).
  * Limits: ExtractLimits, plus MAX_LINE (line-feeder.ts), MAX_MIME_FIELD
- * (splitter.ts) and MAX_ATTR_TEXT (html-text.ts). Memory is bounded: no part
+ * (splitter.ts) and MAX_HIDDEN_TEXT (html-text.ts). Memory is bounded: no part
  * is ever buffered whole.
  * Paths, scopes and the order of sink calls: see types.ts.
  */
@@ -35,13 +37,14 @@ function checkLimits(limits: ExtractLimits): void {
 
 export class MimeTextExtractor extends Transform {
   private readonly root: MessageParser;
+  private readonly ctx: ParseContext;
   private failed = false;
 
   constructor(sink: TextSink, limits: ExtractLimits) {
     super();
     checkLimits(limits);
-    const ctx: ParseContext = { sink, limits, parts: 0, stopped: false, fatal: (err) => this.fail(err) };
-    this.root = new MessageParser(ctx, { path: '', depth: 0, attachment: false });
+    this.ctx = { sink, limits, parts: 0, stopped: false, fatal: (err) => this.fail(err) };
+    this.root = new MessageParser(this.ctx, { path: '', depth: 0, attachment: false });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -57,6 +60,12 @@ export class MimeTextExtractor extends Transform {
       () => callback(),
       (err: unknown) => callback(asError(err)),
     );
+  }
+
+  /** Torn down (an error, or the pipeline gave up): stop parsing, the sink hears nothing more that matters. */
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.ctx.stopped = true;
+    callback(err);
   }
 
   private fail(err: unknown): void {

@@ -14,7 +14,7 @@
  * One linear pass per section, because mailsplit's own header parser is
  * super-linear on hostile input (see src/types/mailsplit.d.ts).
  */
-import { Base64Decoder } from './transfer-decode';
+import { Base64Decoder, hexValue } from './transfer-decode';
 import { Utf8OrLatin, decodeBytes } from './charset';
 
 export interface HeaderField {
@@ -87,13 +87,6 @@ export function decodeRawHeader(latin1: string): string {
   if (!/[^\x00-\x7f]/.test(latin1)) return latin1;
   const d = new Utf8OrLatin();
   return d.write(Buffer.from(latin1, 'latin1')) + d.end();
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  return -1;
 }
 
 /** RFC 2047 4.2: "_" is a space, "=XX" a byte; a malformed "=" is kept, as MUAs show it. */

@@ -6,21 +6,25 @@
  *   - Tags are dropped. Only block elements separate text ("\n"; " " for table
  *     cells): inline tags join with nothing, as a browser renders them, so
  *     "123-<b>45</b>-6789" gives "123-45-6789".
- *   - Comments, <script> and <style> content are dropped. Downlevel-hidden
- *     conditional comments ("<!--[if mso]> ... <![endif]-->") are NOT: Outlook
- *     shows what is inside, so it is parsed as HTML.
+ *   - Comments, <script> and <style> content are dropped from that visible
+ *     text. Downlevel-hidden conditional comments ("<!--[if mso]> ...
+ *     <![endif]-->") are not: Outlook shows what is inside, so it is parsed.
  *   - Named and numeric character references are decoded with `entities`
  *     (HTML5 named character references, legacy ones without ";" included);
  *     &nbsp; becomes a plain space.
- *   - Values of attributes a reader may see or follow (alt, title, href...)
- *     are kept aside and written out at the next block boundary, so they never
- *     split inline text. Beyond MAX_ATTR_TEXT characters between two block
- *     boundaries they are dropped, and `problem` says 'part_size'.
- * Memory is bounded: a tag name, an attribute value and an entity are capped.
+ *   - What is dropped still leaves with the message, so it is scanned too, as
+ *     "hidden" text: comments, script and style content, bogus comments
+ *     (<!DOCTYPE>, <![CDATA[...]]>) and every attribute value (alt, href,
+ *     data-*...), one item per line. It is held aside and written out at the
+ *     next block boundary (or the end), so it never splits visible inline
+ *     text. Beyond MAX_HIDDEN_TEXT characters between two block boundaries
+ *     it is dropped, and `problem` says 'part_size' (fail closed).
+ * Memory: a tag name and an entity are capped; hidden text is bounded.
  */
 import { decodeHTML, decodeHTMLAttribute } from 'entities';
 
-export const MAX_ATTR_TEXT = 64 * 1024;
+/** Hidden text held between two block boundaries (see above). */
+export const MAX_HIDDEN_TEXT = 1024 * 1024;
 const MAX_ENTITY = 32;
 const MAX_NAME = 16;
 
@@ -32,7 +36,6 @@ const BLOCK = new Set(
   ).split(' '),
 );
 const CELL = new Set(['td', 'th']);
-const KEEP_ATTR = new Set(['alt', 'title', 'href', 'value', 'placeholder', 'aria-label']);
 
 const DATA = 0;
 const TAG_OPEN = 1; // after "<"
@@ -75,11 +78,16 @@ export class HtmlText {
   private attrName = '';
   private attrValue = '';
   private keepValue = false;
-  private pendingAttr = '';
+  /** Dropped from the visible text, still scanned (see above). */
+  private hidden = '';
   private rawName = '';
   private rawMatch = 0;
+  /** The characters of a possible "</script" seen so far: content if the match fails. */
+  private rawPending = '';
   private commentStart = '';
   private dashes = 0;
+  /** Leading dashes that belong to the "<!--" opener ("<!-->" closes at once). */
+  private openerDashes = 0;
   private bang = false;
   private entity = '';
 
@@ -105,7 +113,9 @@ export class HtmlText {
         }
         case BOGUS: {
           const j = s.indexOf('>', i);
+          this.addHidden(s.slice(i, j < 0 ? len : j));
           if (j < 0) return this.take();
+          this.endHiddenItem();
           this.state = DATA;
           i = j + 1;
           continue;
@@ -123,6 +133,7 @@ export class HtmlText {
         case RAWTEXT:
           if (this.rawMatch === 0) {
             const j = s.indexOf('<', i);
+            this.addHidden(s.slice(i, j < 0 ? len : j));
             if (j < 0) return this.take();
             i = j;
           }
@@ -130,6 +141,7 @@ export class HtmlText {
         case COMMENT:
           if (this.dashes === 0 && !this.bang) {
             const j = s.indexOf('-', i);
+            this.addHidden(s.slice(i, j < 0 ? len : j));
             if (j < 0) return this.take();
             i = j;
           }
@@ -143,10 +155,13 @@ export class HtmlText {
   end(): string {
     if (this.state === ENTITY) this.flushEntity();
     else if (this.state === TAG_OPEN) this.out += '<';
-    // An unterminated tag, comment or script is dropped, as a browser does.
+    else if (this.state === COMMENT) this.heldDashesAreText();
+    else if (this.state === RAWTEXT) this.addHidden(this.rawPending);
+    else if (this.state >= VALUE_DQ && this.state <= VALUE_UQ) this.endAttr();
+    // An unterminated tag, comment or script is not visible text, as in a browser.
     this.state = DATA;
-    if (this.pendingAttr) this.out += '\n' + this.pendingAttr;
-    this.pendingAttr = '';
+    if (this.hidden) this.out += '\n' + this.hidden;
+    this.hidden = '';
     return this.take();
   }
 
@@ -202,7 +217,7 @@ export class HtmlText {
         return true;
       case BEFORE_VALUE:
         this.attrValue = '';
-        this.keepValue = KEEP_ATTR.has(this.attrName);
+        this.keepValue = true;
         if (c === 0x22) this.state = VALUE_DQ;
         else if (c === 0x27) this.state = VALUE_SQ;
         else if (c === 0x3e) this.finishTag();
@@ -245,23 +260,29 @@ export class HtmlText {
         }
         // "<!-->" and "<!--->" close at once (HTML5); after "[" or "[i" they don't.
         this.state = COMMENT;
-        this.dashes = this.commentStart ? 0 : 2;
+        this.addHidden(this.commentStart);
+        this.dashes = this.openerDashes = this.commentStart ? 0 : 2;
         this.bang = false;
         return false;
       }
       case COMMENT:
-        if (c === 0x3e && this.dashes >= 2) this.state = DATA;
-        else if (c === 0x2d) {
-          this.dashes = this.bang ? 1 : this.dashes + 1;
+        // Dashes (and "!") are held until we know whether they close the comment.
+        if (c === 0x3e && this.dashes >= 2) {
+          this.state = DATA;
+          this.dashes = this.openerDashes = 0;
           this.bang = false;
+          this.endHiddenItem();
+        } else if (c === 0x2d) {
+          if (this.bang) this.heldDashesAreText();
+          this.dashes++;
         } else if (c === 0x21 && this.dashes >= 2 && !this.bang) this.bang = true; // "--!>" also closes
         else {
-          this.dashes = 0;
-          this.bang = false;
+          this.heldDashesAreText();
+          this.addHidden(s[i]);
         }
         return true;
       case RAWTEXT:
-        return this.stepRaw(c);
+        return this.stepRaw(c, s[i]);
       case ENTITY:
         if (isEntityChar(c) && this.entity.length < MAX_ENTITY) {
           this.entity += s[i];
@@ -280,20 +301,32 @@ export class HtmlText {
     throw new Error(`html-text: no step for state ${this.state}`);
   }
 
-  /** Looks for "</" + the raw element's name + a delimiter, across pieces. */
-  private stepRaw(c: number): boolean {
+  /** Looks for "</" + the raw element's name + a delimiter, across pieces; everything else is hidden text. */
+  private stepRaw(c: number, ch: string): boolean {
     const m = this.rawMatch;
-    if (m === 0) this.rawMatch = c === 0x3c ? 1 : 0;
-    else if (m === 1) this.rawMatch = c === 0x2f ? 2 : c === 0x3c ? 1 : 0;
-    else if (m - 2 < this.rawName.length) {
-      this.rawMatch = (c | 0x20) === this.rawName.charCodeAt(m - 2) ? m + 1 : c === 0x3c ? 1 : 0;
-    } else if (isSpace(c) || c === 0x2f || c === 0x3e) {
-      this.tagName = this.rawName;
-      this.isEnd = true;
-      this.rawMatch = 0;
-      this.state = BEFORE_ATTR;
-      return false;
-    } else this.rawMatch = c === 0x3c ? 1 : 0;
+    if (m >= 2 && m - 2 === this.rawName.length) {
+      if (isSpace(c) || c === 0x2f || c === 0x3e) {
+        this.endHiddenItem();
+        this.rawPending = '';
+        this.rawMatch = 0;
+        this.tagName = this.rawName;
+        this.isEnd = true;
+        this.state = BEFORE_ATTR;
+        return false;
+      }
+    } else if ((m === 0 && c === 0x3c) || (m === 1 && c === 0x2f) || (m >= 2 && (c | 0x20) === this.rawName.charCodeAt(m - 2))) {
+      this.rawPending += ch;
+      this.rawMatch = m + 1;
+      return true;
+    }
+    // Not the end tag: what looked like its start is content.
+    this.addHidden(this.rawPending);
+    this.rawPending = '';
+    this.rawMatch = 0;
+    if (c === 0x3c) {
+      this.rawPending = ch;
+      this.rawMatch = 1;
+    } else this.addHidden(ch);
     return true;
   }
 
@@ -312,7 +345,7 @@ export class HtmlText {
 
   private addValue(text: string): void {
     if (!this.keepValue || !text) return;
-    if (this.pendingAttr.length + this.attrValue.length + text.length > MAX_ATTR_TEXT) {
+    if (this.hidden.length + this.attrValue.length + text.length > MAX_HIDDEN_TEXT) {
       this.problem = 'part_size';
       this.keepValue = false;
       return;
@@ -321,9 +354,30 @@ export class HtmlText {
   }
 
   private endAttr(): void {
-    if (this.keepValue && this.attrValue) this.pendingAttr += nbspToSpace(decodeHTMLAttribute(this.attrValue)) + '\n';
+    if (this.keepValue && this.attrValue) this.addHidden(nbspToSpace(decodeHTMLAttribute(this.attrValue)) + '\n');
     this.attrValue = '';
     this.keepValue = false;
+  }
+
+  private addHidden(text: string): void {
+    if (!text) return;
+    if (this.hidden.length + text.length > MAX_HIDDEN_TEXT) {
+      this.problem = 'part_size';
+      return;
+    }
+    this.hidden += text;
+  }
+
+  /** One item per line; an empty comment adds no empty line. */
+  private endHiddenItem(): void {
+    if (this.hidden && !this.hidden.endsWith('\n')) this.addHidden('\n');
+  }
+
+  private heldDashesAreText(): void {
+    const dashes = Math.max(0, this.dashes - this.openerDashes);
+    if (dashes || this.bang) this.addHidden('-'.repeat(dashes) + (this.bang ? '!' : ''));
+    this.dashes = this.openerDashes = 0;
+    this.bang = false;
   }
 
   private finishTag(): void {
@@ -332,13 +386,14 @@ export class HtmlText {
       this.state = RAWTEXT;
       this.rawName = name;
       this.rawMatch = 0;
+      this.rawPending = '';
     } else this.state = DATA;
     const sep = BLOCK.has(name) ? '\n' : CELL.has(name) ? ' ' : '';
     if (sep) {
       this.out += sep;
-      if (this.pendingAttr) {
-        this.out += this.pendingAttr;
-        this.pendingAttr = '';
+      if (this.hidden) {
+        this.out += this.hidden;
+        this.hidden = '';
       }
     }
   }

@@ -12,6 +12,12 @@
  * other content it changes the text, so the caller marks the piece `split`
  * and decides whether that makes the part unscannable.
  * Memory: at most MAX_LINE bytes held.
+ *
+ * cutAfterEmptyLines works around a mailsplit bug: a body that is one empty
+ * line, followed by a boundary in the same chunk, comes out with its CRLF
+ * (which belongs to the boundary), while the same bytes split across chunks
+ * come out empty. Ending a write after every empty line makes it always the
+ * latter. Empty lines are rare enough (never inside base64) to cost little.
  */
 
 export const MAX_LINE = 64 * 1024;
@@ -100,4 +106,21 @@ export class LineFeeder {
     this.heldLength = 0;
     return data;
   }
+}
+
+/** `data` cut after every empty line ("\n" or "\r\n"); whole lines in, whole lines out. */
+export function cutAfterEmptyLines(data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  let lineStart = 0;
+  for (let lf = data.indexOf(0x0a); lf >= 0; lf = data.indexOf(0x0a, lineStart)) {
+    const empty = lf === lineStart || (lf === lineStart + 1 && data[lineStart] === 0x0d);
+    lineStart = lf + 1;
+    if (empty && lineStart < data.length) {
+      out.push(data.subarray(start, lineStart));
+      start = lineStart;
+    }
+  }
+  out.push(data.subarray(start));
+  return out;
 }

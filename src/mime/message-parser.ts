@@ -4,10 +4,12 @@
  * body to a text decoder or, for message/rfc822 and message/global, to a
  * nested MessageParser; reports limits and broken structure to the sink.
  *
- * Flow control: every write resolves only once mailsplit has read it, and a
- * nested parser is written from inside the outer one's event loop, so the
- * outer waits for the inner. Nothing is queued beyond mailsplit's own small
- * buffers: memory stays bounded however large a part is.
+ * Flow control: a write resolves only once mailsplit has read it and every
+ * event it made has been handled, and a nested parser is written from inside
+ * the outer one's event handler, so the outer waits for the inner. All
+ * parsers move in lock step with the byte order (results do not depend on
+ * chunking), and nothing is queued beyond mailsplit's own small buffers:
+ * memory stays bounded however large a part is.
  *
  * Malformed structure: a missing closing boundary is common and harmless (the
  * parts found are extracted, nothing is reported). A multipart without a
@@ -21,7 +23,7 @@
  */
 import type { ExtractLimits, PartInfo, Scope, TextSink } from './types';
 import { SafeSplitter, hasLineSplit, markLineSplit, nodeError, nodeHeaders, type MimeNode, type NodeHeaders } from './splitter';
-import { LineFeeder, type Piece } from './line-feeder';
+import { LineFeeder, cutAfterEmptyLines, type Piece } from './line-feeder';
 import { PartText, TextLeaf } from './part-text';
 import { partKind } from './part-kind';
 import { transferDecoder, type ByteDecoder } from './transfer-decode';
@@ -129,7 +131,11 @@ export class MessageParser {
   private async feed(piece: Piece): Promise<void> {
     if (this.failed || this.ctx.stopped) return;
     if (piece.split) this.noteSplit();
-    const written = new Promise<void>((resolve) => this.splitter.write(piece.data, () => resolve()));
+    const written = new Promise<void>((resolve) => {
+      const writes = cutAfterEmptyLines(piece.data);
+      for (let i = 0; i < writes.length - 1; i++) this.splitter.write(writes[i]);
+      this.splitter.write(writes[writes.length - 1], () => resolve());
+    });
     await Promise.race([written, this.closed]);
     if (this.busy || this.splitter.readableLength > 0) {
       await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), this.closed]);

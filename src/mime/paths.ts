@@ -34,7 +34,7 @@ export function partPath(node: NumberedNode): string {
   return container ? path : path ? `${path}.1` : '1';
 }
 
-/** The header pseudo-part path of the message whose root node is `root`, or of the message part at `messagePath`. */
+/** The path of the header fields of the message part at `messagePath` ('' for the top-level message). */
 export function headerPath(messagePath: string): string {
   return messagePath ? `${messagePath}.0` : HEADER_PART;
 }

@@ -96,7 +96,8 @@ export class Base64Decoder implements ByteDecoder {
   }
 }
 
-function hexValue(c: number): number {
+/** Value of an ASCII hex digit (either case), -1 if it is not one. */
+export function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;
