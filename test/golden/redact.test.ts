@@ -1,0 +1,589 @@
+/*
+ * Golden tests for the redact stage (src/pipeline/redact.ts). Each folder
+ * under test/golden/redact/ holds in.eml, rules.yaml (a rule file as in
+ * DESIGN.md), out.eml and verdict.json. The runner scans in.eml in 17-byte
+ * chunks (pass 1 + decide), runs the redact stage over it in 3-byte chunks,
+ * and compares the output byte for byte with out.eml, and
+ * {verdict, rules, hits: [{rule, count, parts}]} with verdict.json.
+ * UPDATE_GOLDEN=1 rewrites out.eml and verdict.json instead: only on
+ * purpose, and review the diff by eye.
+ *
+ * Beyond the golden bytes, every case must also hold these properties:
+ *   - the redacted output, scanned again, has no hit for any redact rule and
+ *     is still fully decodable;
+ *   - everything outside the redacted parts is byte-identical: each part with
+ *     no hit (headers and body), every boundary line, preamble and epilogue,
+ *     and the header fields (the Subject only changes when it had a hit);
+ *   - in the redacted parts that are not base64/QP, every input line that
+ *     cannot hold a value is still there, unchanged and in order;
+ *   - the output does not depend on chunking, and has no bare LF;
+ *   - with a verdict other than redact, the output IS the input.
+ * Data is synthetic: example.com/.net/.org, public test card numbers, the
+ * 123-45-6789 style SSNs the detector accepts.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import iconv from 'iconv-lite';
+import libmime from 'libmime';
+import { decodeHTML } from 'entities';
+import { scan, redacted, ruleSetFromYaml } from '../helpers/dlp';
+import { TEST_DIR, REPO_ROOT } from '../helpers/paths';
+import { mimeLayout, masked, fieldRange, linesOf, within, type MimeLayout } from '../helpers/mime-parts';
+import type { MessageContext } from '../../src/pipeline/context';
+import type { RuleSet } from '../../src/rules/types';
+
+const CASES = join(TEST_DIR, 'golden', 'redact');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+const EXPECTED_CASES = [
+  'qp-soft-break',
+  'base64-76-columns',
+  'html-entities-and-tags',
+  'alternative-both-parts',
+  'mixed-with-csv-attachment-and-image',
+  'nested-rfc822',
+  'subject-rfc2047',
+  'latin1-8bit',
+  'utf16-attachment',
+  'two-rules-same-part',
+  'tag-only',
+  'monitor-only',
+];
+
+interface VerdictFile {
+  verdict: string;
+  rules: string[];
+  hits: { rule: string; count: number; parts: string[] }[];
+}
+
+function verdictOf(ctx: MessageContext): VerdictFile {
+  const byRule = new Map<string, { count: number; parts: Set<string> }>();
+  for (const f of ctx.findings) {
+    const e = byRule.get(f.rule) ?? { count: 0, parts: new Set<string>() };
+    e.count += f.count;
+    e.parts.add(f.part);
+    byRule.set(f.rule, e);
+  }
+  const hits = [...byRule]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([rule, e]) => ({ rule, count: e.count, parts: [...e.parts].sort() }));
+  return { verdict: ctx.verdict.action, rules: ctx.verdict.rules, hits };
+}
+
+function redactRuleIds(rules: RuleSet): string[] {
+  return rules.rules.filter((r) => r.action === 'redact').map((r) => r.id);
+}
+
+/** Findings the redact stage acts on: redact rules that fired. */
+function redactFindings(ctx: MessageContext) {
+  const ids = new Set(redactRuleIds(ctx.rules));
+  return ctx.findings.filter((f) => ids.has(f.rule) && ctx.verdict.action === 'redact' && ctx.verdict.rules.includes(f.rule));
+}
+
+interface Changed {
+  /** Leaves whose body the redact stage may rewrite. */
+  leaves: Set<string>;
+  /** Header blocks whose Subject it may rewrite. */
+  subjects: Set<string>;
+}
+
+function changedParts(ctx: MessageContext, layout: MimeLayout): Changed {
+  const hits = redactFindings(ctx);
+  const leaves = new Set(layout.leaves.filter((l) => hits.some((f) => f.scope !== 'subject' && within(f.part, l.path))).map((l) => l.path));
+  const subjects = new Set(hits.filter((f) => f.scope === 'subject').map((f) => f.part));
+  return { leaves, subjects };
+}
+
+/** The message with the parts the redact stage may change replaced by a label. */
+function skeleton(raw: Buffer, changed: Changed): Buffer {
+  const layout = mimeLayout(raw);
+  const ranges: { start: number; end: number; label: string }[] = [];
+  for (const l of layout.leaves) if (changed.leaves.has(l.path)) ranges.push({ start: l.bodyStart, end: l.bodyEnd, label: `body ${l.path}` });
+  for (const h of layout.headers) {
+    if (!changed.subjects.has(h.path)) continue;
+    const r = fieldRange(raw, h, 'subject');
+    if (r) ranges.push({ ...r, label: `subject ${h.path}` });
+  }
+  return masked(raw, ranges);
+}
+
+/** Text of a line as a reader could see it, for "could this line hold a value?". */
+function visible(line: string): string {
+  return decodeHTML(line.replace(/<[^>]*>/g, ''));
+}
+
+/**
+ * Input lines that must come out unchanged and in order: all of them except
+ * the Subject of a header block with a hit, the lines of changed base64/QP
+ * parts (re-encoded as a whole), and the lines of other changed parts on
+ * which a redact rule's pattern matches at all.
+ */
+function assertLinesKept(name: string, raw: Buffer, out: Buffer, ctx: MessageContext, changed: Changed): void {
+  const layout = mimeLayout(raw);
+  const patterns = ctx.rules.compiled.rules.filter((r) => r.def.action === 'redact').map((r) => r.re);
+  const mayHold = (text: string) =>
+    patterns.some((re) => {
+      re.lastIndex = 0;
+      const hit = re.test(visible(text)) || re.test(text);
+      re.lastIndex = 0;
+      return hit;
+    });
+  const skip: { start: number; end: number; encoded: boolean }[] = [];
+  for (const l of layout.leaves) {
+    if (changed.leaves.has(l.path)) skip.push({ start: l.bodyStart, end: l.bodyEnd, encoded: l.encoding === 'base64' || l.encoding === 'quoted-printable' });
+  }
+  for (const h of layout.headers) {
+    const r = changed.subjects.has(h.path) ? fieldRange(raw, h, 'subject') : undefined;
+    if (r) skip.push({ ...r, encoded: true });
+  }
+  const outLines = linesOf(out).map((l) => l.text);
+  let at = 0;
+  for (const line of linesOf(raw)) {
+    const region = skip.find((r) => line.start >= r.start && line.start < r.end);
+    if (region && (region.encoded || mayHold(line.text))) continue;
+    const found = outLines.indexOf(line.text, at);
+    assert.ok(found >= 0, `${name}: input line ${JSON.stringify(line.text)} is missing from the output (or out of order)`);
+    at = found + 1;
+  }
+}
+
+function leafBody(raw: Buffer, path: string): Buffer {
+  const leaf = mimeLayout(raw).leaves.find((l) => l.path === path);
+  assert.ok(leaf, `no part ${path}`);
+  return raw.subarray(leaf.bodyStart, leaf.bodyEnd);
+}
+
+function leafBytes(raw: Buffer, path: string): Buffer {
+  const leaf = mimeLayout(raw).leaves.find((l) => l.path === path);
+  assert.ok(leaf, `no part ${path}`);
+  return raw.subarray(leaf.headerStart, leaf.bodyEnd);
+}
+
+/** Quoted-printable decoding by hand (RFC 2045 6.7), independent of the code under test. */
+const qpDecode = (b: Buffer) =>
+  Buffer.from(b.toString('latin1').replace(/=\r?\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+const b64decode = (b: Buffer) => Buffer.from(b.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
+
+function assertBase64Lines(name: string, body: Buffer): void {
+  const text = body.toString('latin1');
+  assert.ok(!/\r(?!\n)|(?<!\r)\n/.test(text), `${name}: base64 body has a bare CR or LF`);
+  for (const line of text.split('\r\n')) {
+    assert.ok(line.length <= 76, `${name}: base64 line of ${line.length} columns: ${line}`);
+    assert.match(line, /^[A-Za-z0-9+/]*=*$/, `${name}: not a base64 line: ${line}`);
+  }
+}
+
+/** What each case is about, beyond the shared properties. */
+const CHECKS: Record<string, (input: Buffer, out: Buffer) => void> = {
+  'qp-soft-break': (input, out) => {
+    const body = leafBody(out, '1');
+    for (const line of body.toString('latin1').split('\r\n')) assert.ok(line.length <= 76, `QP line longer than 76: ${line}`);
+    const text = qpDecode(body).toString('utf8');
+    assert.match(text, /account to \[CARD\] \(expiry 12\/29\)/);
+    assert.match(text, /Hello René,/);
+    assert.match(text, /the amount is € 49\.90 and the formula a=b\+c is unchanged/);
+    assert.match(text, /invoice \(no\. 4111-2026-000187\)/, 'a near miss beside the value is untouched');
+    assert.ok(!input.equals(out));
+  },
+  'base64-76-columns': (_input, out) => {
+    const body = leafBody(out, '1');
+    assertBase64Lines('base64-76-columns', body);
+    // The last line ends in CRLF too: the part ends where the message does.
+    assert.ok(out.subarray(-2).equals(Buffer.from('\r\n')), 'the message no longer ends in CRLF');
+    const text = b64decode(body).toString('utf8');
+    assert.match(text, /Card: \[CARD\], valid through 08\/28/);
+    assert.match(text, /PO-77120934/);
+  },
+  'html-entities-and-tags': (input, out) => {
+    const tags = (b: Buffer) => b.toString('utf8').match(/<[^>]*>/g) ?? [];
+    assert.deepEqual(tags(out), tags(input), 'every tag, in order, with its attributes, must be intact');
+    const text = out.toString('utf8');
+    assert.match(text, /Paid with card <b>\[CARD\]<\/b><span style="color:#c00"><\/span> &ndash; thank you\./);
+    assert.match(text, /SSN&nbsp;\[SSN\]<i><\/i> \(as on your W-9\)/);
+    assert.match(text, /<td>4111-2026-000187<\/td>/, 'the order number near miss is untouched');
+  },
+  'alternative-both-parts': (_input, out) => {
+    const plain = leafBody(out, '1').toString('utf8');
+    const html = qpDecode(leafBody(out, '2')).toString('utf8');
+    assert.match(plain, /SSN is \[SSN\]\./);
+    assert.match(html, /SSN is <b>\[SSN\]<\/b>\./);
+    // A monitor rule counts and never rewrites.
+    assert.match(plain, /hr-help@example\.com/);
+    assert.match(html, /href="mailto:hr-help@example\.com">hr-help@example\.com<\/a>/);
+  },
+  'mixed-with-csv-attachment-and-image': (input, out) => {
+    assert.ok(leafBytes(out, '3').equals(leafBytes(input, '3')), 'the image part must be byte-identical');
+    assert.ok(leafBytes(out, '1').equals(leafBytes(input, '1')), 'the text part must be byte-identical');
+    const body = leafBody(out, '2');
+    assertBase64Lines('csv', body);
+    const csv = b64decode(body).toString('utf8');
+    assert.match(csv, /^100234517,ACME GmbH,\[CARD\],129\.00\r$/m);
+    assert.match(csv, /^4111111111111112,Example Ltd/m, 'a Luhn-failing number is not a card');
+    assert.match(csv, /^5555555555554440,Example Ltd/m, 'a Luhn-failing number is not a card');
+  },
+  'nested-rfc822': (input, out) => {
+    assert.ok(leafBytes(out, '2.2').equals(leafBytes(input, '2.2')), 'the inner attachment must be byte-identical');
+    assert.ok(leafBytes(out, '1').equals(leafBytes(input, '1')), 'the outer text part must be byte-identical');
+    const inner = leafBody(out, '2.1').toString('latin1');
+    assert.match(inner, /please charge my new Amex \[CARD\] from now on\./);
+    assert.match(inner, /Customer number 37828224 stays the same\./);
+  },
+  'subject-rfc2047': (input, out) => {
+    const h = mimeLayout(out).headers[0];
+    const r = fieldRange(out, h, 'subject')!;
+    const field = out.subarray(r.start, r.end).toString('latin1');
+    assert.match(field, /^Subject: [\x20-\x7e\r\n\t]*$/, `the Subject must be 7-bit: ${field}`);
+    assert.match(field, /=\?utf-8\?[QB]\?/i, 'non-ASCII text goes back as RFC 2047 encoded words');
+    for (const line of field.split('\r\n')) assert.ok(line.length <= 78, `Subject line longer than 78: ${line}`);
+    const value = libmime.decodeWords(field.slice('Subject:'.length).replace(/\r\n[ \t]/g, ' ').trim());
+    assert.equal(value, 'Rückerstattung auf Karte [CARD] bitte prüfen');
+    assert.ok(leafBody(out, '1').equals(leafBody(input, '1')), 'the body had no hit and must be byte-identical');
+  },
+  'latin1-8bit': (_input, out) => {
+    const body = leafBody(out, '1');
+    assert.ok(body.includes(Buffer.from([0xe9])), 'é stays the single byte 0xE9');
+    assert.ok(!body.includes(Buffer.from([0xc3, 0xa9])), 'é must not turn into UTF-8');
+    const text = iconv.decode(body, 'latin1');
+    assert.match(text, /Bonjour René,/);
+    assert.match(text, /de l'employé est \[SSN\]\. Merci/);
+    assert.match(text, /Équipe paie/);
+  },
+  'utf16-attachment': (input, out) => {
+    assert.ok(leafBytes(out, '1').equals(leafBytes(input, '1')));
+    const body = leafBody(out, '2');
+    assertBase64Lines('utf16', body);
+    const bytes = b64decode(body);
+    assert.deepEqual([...bytes.subarray(0, 2)], [0xff, 0xfe], 'the UTF-16LE BOM is kept');
+    const text = iconv.decode(bytes.subarray(2), 'utf-16le');
+    assert.match(text, /Social security number: \[SSN\]\r\n/);
+    assert.match(text, /Département: Qualité/);
+  },
+  'two-rules-same-part': (_input, out) => {
+    const text = leafBody(out, '1').toString('latin1');
+    assert.equal(text.match(/\[SSN\]/g)?.length, 2);
+    assert.equal(text.match(/\[CARD\]/g)?.length, 2);
+    assert.match(text, /Reference: 123-45-67890 \(not an SSN\), order 4111111111111112 \(not a card\)/);
+  },
+  'tag-only': (input, out) => assert.ok(out.equals(input), 'tag never rewrites the message'),
+  'monitor-only': (input, out) => assert.ok(out.equals(input), 'monitor never rewrites the message'),
+};
+
+const cases = existsSync(CASES)
+  ? readdirSync(CASES, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort()
+  : [];
+
+test('every planned golden redaction case is there', () => {
+  for (const name of EXPECTED_CASES) assert.ok(cases.includes(name), `missing case ${name}`);
+  for (const name of cases) assert.ok(name in CHECKS, `case ${name} has no case-specific check`);
+});
+
+test('the byte-identity check notices a change outside the redacted parts', async () => {
+  const dir = join(CASES, 'mixed-with-csv-attachment-and-image');
+  const input = readFileSync(join(dir, 'in.eml'));
+  const ctx = await scan(input, ruleSetFromYaml(readFileSync(join(dir, 'rules.yaml'), 'utf8')));
+  const out = await redacted(input, ctx);
+  const changed = changedParts(ctx, mimeLayout(input));
+  assert.deepEqual([...changed.leaves], ['2']);
+  assert.equal(skeleton(out, changed).toString('latin1'), skeleton(input, changed).toString('latin1'));
+  // One byte of the image, one of a boundary line: both must show.
+  for (const needle of ['iVBORw0KGgo', '--b1_mixed--']) {
+    const bad = Buffer.from(out);
+    bad[bad.indexOf(needle) + 3] ^= 0x20;
+    assert.notEqual(skeleton(bad, changed).toString('latin1'), skeleton(input, changed).toString('latin1'), needle);
+  }
+});
+
+for (const name of cases) {
+  test(`golden redact/${name}`, async () => {
+    const dir = join(CASES, name);
+    const input = readFileSync(join(dir, 'in.eml'));
+    const rules = ruleSetFromYaml(readFileSync(join(dir, 'rules.yaml'), 'utf8'));
+    const ctx = await scan(input, rules, 17);
+    assert.deepEqual(ctx.unscannable, [], `${name}: the input must be fully scannable`);
+    const whole = await scan(input, rules);
+    assert.deepEqual(verdictOf(whole), verdictOf(ctx), `${name}: pass 1 depends on chunking`);
+
+    const out = await redacted(input, ctx, 3);
+    const outWhole = await redacted(input, ctx);
+    assert.equal(outWhole.toString('latin1'), out.toString('latin1'), `${name}: redaction depends on chunking`);
+    const verdict = verdictOf(ctx);
+
+    if (UPDATE) {
+      // The properties below are still checked: a regenerated case must hold them too.
+      writeFileSync(join(dir, 'out.eml'), out);
+      writeFileSync(join(dir, 'verdict.json'), JSON.stringify(verdict, null, 2) + '\n');
+    }
+    assert.ok(existsSync(join(dir, 'out.eml')), `${name}: out.eml missing; run with UPDATE_GOLDEN=1 and review it`);
+    const want = readFileSync(join(dir, 'out.eml'));
+    // Text first for a readable diff, then bytes for the line ends.
+    assert.equal(out.toString('latin1'), want.toString('latin1'), `${name}: output differs from out.eml`);
+    assert.ok(out.equals(want), `${name}: output differs from out.eml`);
+    assert.deepEqual(verdict, JSON.parse(readFileSync(join(dir, 'verdict.json'), 'utf8')), `${name}: verdict differs from verdict.json`);
+
+    // The redacted message, scanned again: nothing left for a redact rule, still decodable.
+    const again = await scan(out, rules, 17);
+    for (const id of redactRuleIds(rules)) {
+      assert.equal(again.findings.filter((f) => f.rule === id).length, 0, `${name}: rule ${id} still hits after redaction`);
+    }
+    assert.deepEqual(again.unscannable, [], `${name}: the redacted message is not decodable`);
+
+    if (ctx.verdict.action !== 'redact') assert.ok(out.equals(input), `${name}: verdict ${ctx.verdict.action} must deliver the input unchanged`);
+
+    // Outside the redacted parts, not a byte moved.
+    const changed = changedParts(ctx, mimeLayout(input));
+    assert.equal(skeleton(out, changed).toString('latin1'), skeleton(input, changed).toString('latin1'), `${name}: bytes outside the redacted parts changed`);
+    assertLinesKept(name, input, out, ctx, changed);
+    if (!/(?<!\r)\n/.test(input.toString('latin1'))) assert.ok(!/(?<!\r)\n/.test(out.toString('latin1')), `${name}: the output has a bare LF`);
+
+    CHECKS[name](input, out);
+  });
+}
+
+/*
+ * Bugs found while writing the cases above. Each test states what should
+ * happen; they are `todo` so the suite stays green until src/ is fixed.
+ */
+describe('redaction: known bugs', () => {
+  const CARD_RULES = 'rules:\n  - id: payment-card\n    detector: credit_card\n    action: redact\n    replacement: "[CARD]"\n';
+  const SSN_RULES = 'rules:\n  - id: us-ssn\n    detector: us_ssn\n    action: redact\n    replacement: "[SSN]"\n';
+  const msg = (head: string[], body: string | Buffer): Buffer =>
+    Buffer.concat([Buffer.from(['From: <sender@example.com>', 'To: <rcpt@example.net>', 'Subject: test', 'MIME-Version: 1.0', ...head, '', ''].join('\r\n'), 'latin1'), Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8')]);
+
+  /** Scans, redacts, and checks that no value of a redact rule is left in the output. */
+  async function redactsCleanly(raw: Buffer, yaml: string): Promise<Buffer> {
+    const rules = ruleSetFromYaml(yaml);
+    const ctx = await scan(raw, rules, 17);
+    assert.equal(ctx.verdict.action, 'redact', `pass 1 should find the value: ${JSON.stringify(ctx.findings)}`);
+    const out = await redacted(raw, ctx, 3);
+    const again = await scan(out, rules);
+    assert.equal(again.findings.length, 0, `a value survived redaction: ${JSON.stringify(again.findings)}\n${out.toString('latin1')}`);
+    return out;
+  }
+
+  test(
+    'a value in an HTML attribute (title, alt, href) next to one in the text is delivered unredacted',
+    { todo: 'pass 1 (src/mime/html-text.ts) scans alt/title/href/value attributes, src/redact/html.ts only rewrites text nodes and its survival check only looks at text' },
+    async () => {
+      await redactsCleanly(msg(['Content-Type: text/html; charset=utf-8'], '<p title="4111 1111 1111 1111">Card 4111 1111 1111 1111</p>\r\n'), CARD_RULES);
+    },
+  );
+
+  test(
+    'a value inside an Outlook conditional comment (<!--[if mso]>) is delivered unredacted',
+    { todo: 'pass 1 parses downlevel-hidden conditional comments as HTML; src/redact/html.ts treats the whole <!-- ... --> as markup' },
+    async () => {
+      const html = '<p>Card 4111 1111 1111 1111</p><!--[if mso]><p>Card 5555 5555 5555 4444</p><![endif]-->\r\n';
+      await redactsCleanly(msg(['Content-Type: text/html; charset=utf-8'], html), CARD_RULES);
+    },
+  );
+
+  test(
+    'a malformed <style start tag (<style<p>) hides the rest of the HTML from the redactor: a later value is delivered',
+    { todo: "src/redact/html.ts takes the tag name with /^<\\s*([a-z0-9]+)/, so '<style<p>' opens a style element that is never closed and the rest of the part is markup; pass 1 (src/mime/html-text.ts, HTML5 tokenizer) reads a tag named 'style<p' and keeps scanning the text after it" },
+    async () => {
+      await redactsCleanly(msg(['Content-Type: text/html; charset=utf-8'], '<p>4111 1111 1111 1111</p><style<p>x</p><p>5555 5555 5555 4444</p>\r\n'), CARD_RULES);
+    },
+  );
+
+  test(
+    'a value whose groups are separated by &nbsp; cannot be redacted (RedactionError: the message can never be delivered)',
+    { todo: 'pass 1 turns &nbsp;/&#160; into a space; src/redact/html.ts maps only a literal U+00A0, not one decoded from an entity, so pass 2 does not find the value again' },
+    async () => {
+      await redactsCleanly(msg(['Content-Type: text/html; charset=utf-8'], '<p>Card 4111&nbsp;1111&nbsp;1111&nbsp;1111</p>\r\n'), CARD_RULES);
+    },
+  );
+
+  test(
+    'a message/rfc822 part with Content-Disposition: inline cannot be redacted (RedactionError)',
+    { todo: "src/pipeline/redact.ts builds its Splitter without ignoreEmbedded, so mailsplit descends into an inline message/rfc822 part and RedactNodes collects an empty body for it" },
+    async () => {
+      const body = [
+        '--o',
+        'Content-Type: text/plain',
+        '',
+        'Forwarded below.',
+        '--o',
+        'Content-Type: message/rfc822',
+        'Content-Disposition: inline',
+        '',
+        'From: <customer@example.org>',
+        'Subject: card',
+        'Content-Type: text/plain',
+        '',
+        'Please charge 3782 822463 10005.',
+        '--o--',
+        '',
+      ].join('\r\n');
+      const out = await redactsCleanly(msg(['Content-Type: multipart/mixed; boundary="o"'], body), CARD_RULES);
+      assert.match(out.toString('latin1'), /Please charge \[CARD\]\./);
+    },
+  );
+
+  test(
+    'a text/plain; format=flowed value split by a soft line break cannot be redacted (RedactionError)',
+    { todo: 'pass 1 unwraps format=flowed (src/mime/flowed.ts); src/pipeline/redact.ts redactBody looks for the value in the wrapped text' },
+    async () => {
+      await redactsCleanly(msg(['Content-Type: text/plain; charset=utf-8; format=flowed'], 'Card 4111 1111 \r\n1111 1111 thanks\r\n'), CARD_RULES);
+    },
+  );
+
+  test(
+    'charset=utf-16 without a BOM cannot be redacted (RedactionError)',
+    { todo: 'RFC 2781 4.3: UTF-16 without a BOM is big-endian, and pass 1 reads it so; src/redact/codec.ts resolveCharset maps utf-16 without BOM to utf-16le' },
+    async () => {
+      const b64 = iconv.encode('SSN 123-45-6789 here\r\n', 'utf-16be').toString('base64');
+      const out = await redactsCleanly(msg(['Content-Type: text/plain; charset=utf-16', 'Content-Transfer-Encoding: base64'], b64 + '\r\n'), SSN_RULES);
+      const body = b64decode(out.subarray(out.indexOf('\r\n\r\n') + 4));
+      assert.equal(iconv.decode(body, 'utf-16be'), 'SSN [SSN] here\r\n');
+    },
+  );
+
+  test(
+    'base64 with padding in the middle (chunks encoded one by one) loses everything after the first "=" when redacted',
+    { todo: "pass 1 decodes the whole part (and scans it); src/redact/codec.ts decodeTransfer uses Buffer.from(..., 'base64'), which stops at the first padding, so the re-encoded part is silently cut short (and a value after the '=' gives a RedactionError)" },
+    async () => {
+      const b64 = Buffer.from('SSN 123-45-6789 first line\r\n').toString('base64') + '\r\n' + Buffer.from('second part: the rest of the report.\r\n').toString('base64') + '\r\n';
+      const out = await redactsCleanly(msg(['Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: base64'], b64), SSN_RULES);
+      const text = out
+        .subarray(out.indexOf('\r\n\r\n') + 4)
+        .toString('latin1')
+        .split(/\r\n/)
+        .filter(Boolean)
+        .map((l) => Buffer.from(l, 'base64').toString('utf8'))
+        .join('');
+      assert.match(text, /second part: the rest of the report\./);
+    },
+  );
+
+  test(
+    'a raw UTF-8 Subject (RFC 6532) comes out as mojibake after redaction',
+    { todo: 'src/pipeline/redact.ts redactSubject takes mailsplit\'s latin1 header string as text, so "Café" is re-encoded as =?UTF-8?Q?Caf=C3=83=C2=A9?= ("CafÃ©")' },
+    async () => {
+      const raw = Buffer.from('From: <sender@example.com>\r\nSubject: Café SSN 123-45-6789\r\nContent-Type: text/plain\r\n\r\nhi\r\n', 'utf8');
+      const out = await redactsCleanly(raw, SSN_RULES);
+      const r = fieldRange(out, mimeLayout(out).headers[0], 'subject')!;
+      const value = libmime.decodeWords(out.subarray(r.start + 'Subject:'.length, r.end).toString('utf8').replace(/\r\n[ \t]/g, ' ').trim());
+      assert.equal(value, 'Café SSN [SSN]');
+    },
+  );
+
+  test(
+    'bytes outside the declared charset in a redacted part are changed (us-ascii part with 0xE9 gets 0xFF)',
+    { todo: 'src/redact/codec.ts decodes with the declared charset and re-encodes, so a byte the charset cannot represent is not kept as it was' },
+    async () => {
+      const raw = msg(['Content-Type: text/plain; charset=us-ascii', 'Content-Transfer-Encoding: 8bit'], Buffer.concat([Buffer.from('Caf'), Buffer.from([0xe9]), Buffer.from(' SSN 123-45-6789\r\n')]));
+      const out = await redactsCleanly(raw, SSN_RULES);
+      assert.ok(out.includes(Buffer.concat([Buffer.from('Caf'), Buffer.from([0xe9]), Buffer.from(' SSN [SSN]\r\n')])), out.toString('latin1'));
+    },
+  );
+
+  test(
+    'a delimiter line with transport padding ("--b " or "--b\\t", RFC 2046 5.1.1) hides the next part from the redactor: its value is delivered, with no error',
+    { todo: 'pass 1 accepts the padded delimiter (as RFC 2046 says); mailsplit, under src/pipeline/redact.ts, does not, so the part pass 1 calls "2" is text of "1" for the redactor, which never meets a "2" and does not notice (no check that every planned part was redacted)' },
+    async () => {
+      for (const pad of [' ', '\t']) {
+        const body = ['--b', 'Content-Type: text/plain', '', 'hello', '--b' + pad, 'Content-Type: text/plain', '', 'card 3782 822463 10005', '--b--', ''].join('\r\n');
+        const raw = msg(['Content-Type: multipart/mixed; boundary="b"'], body);
+        const rules = ruleSetFromYaml(CARD_RULES);
+        const ctx = await scan(raw, rules, 17);
+        assert.equal(ctx.verdict.action, 'redact');
+        let out: Buffer;
+        try {
+          out = await redacted(raw, ctx, 3);
+        } catch (err) {
+          assert.equal((err as { code?: string }).code, 'MV_REDACT');
+          continue;
+        }
+        assert.doesNotMatch(out.toString('latin1'), /3782 822463 10005/, `padding ${JSON.stringify(pad)}`);
+      }
+    },
+  );
+
+  test(
+    'a part that pass 1 and the redactor number differently is delivered unredacted, with no error',
+    { todo: 'pass 1 (src/mime/message-parser.ts) ends an inner multipart at its parent\'s delimiter (RFC 2046 5.1.2); mailsplit, under src/pipeline/redact.ts, does not, so pass-1 paths "2" (values A, B) and "3" (C) are "1.1"/"1.2" and "2" for the redactor: it redacts C in its "2" and never meets a "3". RedactNodes does not check that every planned part was visited, so it fails open' },
+    async () => {
+      const body = [
+        '--OUT',
+        'Content-Type: multipart/alternative; boundary="IN"',
+        '',
+        '--IN',
+        'Content-Type: text/plain',
+        '',
+        'hello',
+        '--OUT',
+        'Content-Type: text/plain',
+        '',
+        'SSN 123-45-6789 A',
+        '--IN',
+        'Content-Type: text/plain',
+        '',
+        'SSN 123-45-6789 B',
+        '--IN--',
+        '--OUT',
+        'Content-Type: text/plain',
+        '',
+        'SSN 123-45-6789 C',
+        '--OUT--',
+        '',
+      ].join('\r\n');
+      const raw = msg(['Content-Type: multipart/mixed; boundary="OUT"'], body);
+      // Either every value goes, or the stage refuses (RedactionError: fail closed); never a quiet leak.
+      const rules = ruleSetFromYaml(SSN_RULES);
+      const ctx = await scan(raw, rules, 17);
+      assert.equal(ctx.verdict.action, 'redact');
+      let out: Buffer;
+      try {
+        out = await redacted(raw, ctx, 3);
+      } catch (err) {
+        assert.equal((err as { code?: string }).code, 'MV_REDACT');
+        return;
+      }
+      assert.doesNotMatch(out.toString('latin1'), /123-45-6789/);
+    },
+  );
+
+  test(
+    'an unterminated HTML comment in a part to redact loops forever and exhausts the heap (the relay process dies)',
+    { todo: "src/redact/html.ts segments(): for '<!--' without '-->', end = indexOf('-->') + 3 = 2, which passes the `end <= 0` check, so i jumps back to 2 and the loop pushes segments until the heap is gone" },
+    () => {
+      // Run in a child with a small heap: in this process it would take the test runner down.
+      const script = `
+        const h = require(${JSON.stringify(join(REPO_ROOT, 'dist', 'test', 'helpers', 'dlp.js'))});
+        const rules = h.ruleSetFromYaml(${JSON.stringify(CARD_RULES)});
+        const raw = Buffer.from('From: <a@example.com>\\r\\nSubject: x\\r\\nContent-Type: text/html\\r\\n\\r\\n<p>Card 4111 1111 1111 1111</p><!-- unterminated\\r\\n');
+        h.scan(raw, rules).then((ctx) => h.redacted(raw, ctx)).then(
+          (out) => { console.log(out.toString('latin1').includes('<p>Card [CARD]</p><!-- unterminated') ? 'redacted' : 'wrong output'); process.exit(0); },
+          (e) => { console.log('stream error ' + e.code); process.exit(0); });`;
+      const r = spawnSync(process.execPath, ['--max-old-space-size=64', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, `the process died (signal ${r.signal}): ${r.stderr.split('\n').filter((l) => /FATAL|Error/.test(l)).slice(0, 3).join('\n')}`);
+      assert.equal(r.stdout.trim(), 'redacted');
+    },
+  );
+
+  test(
+    'a RedactionError from the Subject is an unhandled promise rejection that kills the process, not a stream error',
+    { todo: 'src/pipeline/redact.ts RedactNodes._transform: pending.then(() => cb(null, this.route(obj)), cb) - an exception thrown by route() (redactSubject) escapes both callbacks: the stream never ends and Node exits on the unhandled rejection' },
+    () => {
+      // Two Subject fields: pass 1 scans both, redactSubject only the first, and throws.
+      // Run in a child: in this process the rejection would crash the test runner.
+      const script = `
+        const h = require(${JSON.stringify(join(REPO_ROOT, 'dist', 'test', 'helpers', 'dlp.js'))});
+        const rules = h.ruleSetFromYaml(${JSON.stringify(SSN_RULES)});
+        const raw = Buffer.from('From: <a@example.com>\\r\\nSubject: hello\\r\\nSubject: SSN 123-45-6789\\r\\nContent-Type: text/plain\\r\\n\\r\\nhi\\r\\n');
+        h.scan(raw, rules).then((ctx) => h.redacted(raw, ctx)).then(
+          () => { console.log('delivered'); process.exit(0); },
+          (e) => { console.log('stream error ' + e.code); process.exit(0); });
+        setTimeout(() => { console.log('hang'); process.exit(0); }, 5000).unref();`;
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, `the process died: ${r.stderr.split('\n').slice(0, 6).join('\n')}`);
+      assert.equal(r.stdout.trim(), 'stream error MV_REDACT');
+    },
+  );
+});
