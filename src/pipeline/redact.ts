@@ -23,6 +23,7 @@ import { partPath, HEADER_PART } from '../mime/paths';
 import { decodeTransfer, encodeTransfer, resolveCharset, decodeCharset, encodeCharset } from '../redact/codec';
 import { findRanges, applyRanges } from '../redact/find';
 import { redactHtml } from '../redact/html';
+import { remainingMatches } from '../redact/verify';
 
 export const MAX_REDACT_PART = 16 * 1024 * 1024;
 /** Part headers are parsed by mailsplit, whose parser is quadratic on hostile input: keep them small. */
@@ -75,6 +76,8 @@ const isEmpty = (p: Plan) => !p.parts.size && !p.subjects.size;
 /** Object-mode stage between mailsplit's Splitter and Joiner. */
 class RedactNodes extends Transform {
   private current?: { node: any; path: string; rules: CompiledRule[]; chunks: Buffer[]; bytes: number };
+  private readonly visited = new Set<string>();
+  private readonly visitedNested = new Set<string>();
 
   constructor(private readonly p: Plan) {
     super({ objectMode: true });
@@ -89,11 +92,33 @@ class RedactNodes extends Transform {
       return cb();
     }
     const pending = this.current ? this.finish() : Promise.resolve();
-    pending.then(() => cb(null, this.route(obj)), (err) => cb(err));
+    pending.then(
+      () => {
+        let out: any;
+        try {
+          out = this.route(obj);
+        } catch (err) {
+          return cb(err as Error);
+        }
+        cb(null, out);
+      },
+      (err) => cb(err),
+    );
   }
 
   _flush(cb: TransformCallback): void {
-    (this.current ? this.finish() : Promise.resolve()).then(() => cb(), (err) => cb(err));
+    (this.current ? this.finish() : Promise.resolve()).then(() => {
+      // A planned part this walk never met (the two parsers saw a different
+      // structure) would leave unredacted: refuse instead.
+      const missed = [...this.p.parts.keys()].filter((k) => !this.visited.has(k) && !this.nestedCovered(k));
+      if (missed.length) return cb(new RedactionError(`parts ${missed.join(', ')} were not found again for redaction`));
+      cb();
+    }, (err) => cb(err));
+  }
+
+  /** Paths inside a nested message are checked by that message's own walk. */
+  private nestedCovered(path: string): boolean {
+    return [...this.visitedNested].some((n) => path.startsWith(n + '.'));
   }
 
   /** Passes an object on, or starts holding a part that has values to redact. */
@@ -106,6 +131,8 @@ class RedactNodes extends Transform {
     const path = partPath(obj);
     const rules = this.p.parts.get(path);
     const nested = obj.rfc822 && !isEmpty(subPlan(this.p, path));
+    if (rules) this.visited.add(path);
+    if (nested) this.visitedNested.add(path);
     if (!rules && !nested) return obj;
     this.current = { node: obj, path, rules: rules ?? [], chunks: [], bytes: 0 };
     return undefined;
@@ -116,6 +143,9 @@ class RedactNodes extends Transform {
     this.current = undefined;
     const raw = Buffer.concat(chunks);
     const body = node.rfc822 ? await redactNested(node, raw, subPlan(this.p, path)) : redactBody(node, raw, rules, path);
+    if (!node.rfc822 && (await remainingMatches(node.getHeaders(), body, rules)) > 0) {
+      throw new RedactionError(`part ${path}: a value pass 1 can see survived redaction`);
+    }
     this.push(node);
     if (body.length) this.push({ node, type: 'body', value: body });
   }
@@ -164,7 +194,8 @@ class LineAligned extends Transform {
 
 /** Walks a message with Splitter -> RedactNodes -> Joiner. */
 function redactStream(p: Plan, maxHead: number): Transform {
-  return compose(new LineAligned(), new Splitter({ maxHeadSize: maxHead }), new RedactNodes(p), new Joiner()) as unknown as Transform;
+  // ignoreEmbedded: nested messages are walked by redactNested, whatever their disposition.
+  return compose(new LineAligned(), new Splitter({ maxHeadSize: maxHead, ignoreEmbedded: true }), new RedactNodes(p), new Joiner()) as unknown as Transform;
 }
 
 /** A message/rfc822 part: its own message, redacted by the same walk. */
@@ -182,6 +213,8 @@ function redactBody(node: any, raw: Buffer, rules: CompiledRule[], path: string)
   const bytes = decodeTransfer(raw, encoding);
   const cs = resolveCharset(bytes, node.charset || undefined);
   const text = decodeCharset(bytes, cs);
+  // Re-encoding must give back every byte we did not mean to change.
+  if (!encodeCharset(text, cs).equals(bytes)) throw new RedactionError(`part ${path}: its ${cs.name} text does not survive a decode/encode round trip`);
   const html = /html/.test(node.contentType || '');
   const view = (t: string) => (html ? redactHtml(t, rules) : { html: applyRanges(t, findRanges(t, rules)), count: findRanges(t, rules).length });
   const { html: redacted, count } = view(text);
@@ -192,9 +225,21 @@ function redactBody(node: any, raw: Buffer, rules: CompiledRule[], path: string)
   return encodeTransfer(encodeCharset(redacted, cs), encoding, trailing);
 }
 
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function redactSubject(node: any, rules: CompiledRule[]): void {
-  const raw: string = node.headers.getFirst('subject');
-  if (!raw) return;
+  const field: string = node.headers.getFirst('subject');
+  if (!field) return;
+  // Header bytes arrive as latin1 text; raw UTF-8 (RFC 6532) must be read as UTF-8.
+  const bytes = Buffer.from(field, 'latin1');
+  const raw = isUtf8(bytes) ? bytes.toString('utf8') : field;
   const decoded = libmime.decodeWords(raw);
   const ranges = findRanges(decoded, rules);
   if (!ranges.length) throw new RedactionError('subject: the value found in pass 1 was not found again for redaction');

@@ -11,8 +11,13 @@ import libbase64 from 'libbase64';
 
 export function decodeTransfer(raw: Buffer, encoding: string): Buffer {
   switch (encoding) {
-    case 'base64':
-      return Buffer.from(raw.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
+    case 'base64': {
+      // Padding may stand mid-stream when a sender encoded in pieces: decode
+      // each padded run on its own instead of stopping at the first '='.
+      const clean = raw.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, '');
+      const runs = clean.match(/[A-Za-z0-9+/]+={0,2}/g) ?? [];
+      return Buffer.concat(runs.map((r) => Buffer.from(r, 'base64')));
+    }
     case 'quoted-printable':
       return libqp.decode(raw.toString('latin1'));
     default:
@@ -52,7 +57,13 @@ export function resolveCharset(bytes: Buffer, declared: string | undefined): Cha
   const bomLE = bytes[0] === 0xff && bytes[1] === 0xfe;
   const bomBE = bytes[0] === 0xfe && bytes[1] === 0xff;
   let name = (declared ?? '').toLowerCase().trim();
-  if (name === 'utf-16' || name === 'utf16' || (!name && (bomLE || bomBE))) name = bomBE ? 'utf-16be' : 'utf-16le';
+  // Byte-preserving decoders for the 8-bit sets, so bytes outside the
+  // declared set come back out exactly as they went in.
+  if (name === 'us-ascii' || name === 'ascii' || name === 'iso-8859-1' || name === 'latin1') name = 'latin1';
+  if (name === 'utf-16' || name === 'utf16' || (!name && (bomLE || bomBE))) {
+    // RFC 2781: no BOM means big-endian, unless the NULs say otherwise.
+    name = bomLE ? 'utf-16le' : bomBE ? 'utf-16be' : nulsSayLittleEndian(bytes) ? 'utf-16le' : 'utf-16be';
+  }
   if (!name) name = isUtf8(bytes) ? 'utf-8' : 'windows-1252';
   if (!iconv.encodingExists(name)) throw new Error(`unknown charset ${name}`);
   return { name, bom: bomLE || bomBE || (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) };
@@ -64,6 +75,13 @@ export function decodeCharset(bytes: Buffer, cs: Charset): string {
 
 export function encodeCharset(text: string, cs: Charset): Buffer {
   return iconv.encode(text, cs.name, { addBOM: cs.bom });
+}
+
+function nulsSayLittleEndian(bytes: Buffer): boolean {
+  let even = 0;
+  let odd = 0;
+  for (let i = 0; i < Math.min(bytes.length, 512); i++) if (bytes[i] === 0) (i % 2 ? odd++ : even++);
+  return odd > even;
 }
 
 function isUtf8(bytes: Buffer): boolean {

@@ -39,7 +39,7 @@ function segments(html: string): Segment[] {
           const decoded = decodeHTML(raw.slice(j, semi + 1));
           if (decoded !== raw.slice(j, semi + 1)) {
             for (const ch of decoded) {
-              chars += ch;
+              chars += ch === '\u00a0' ? ' ' : ch;
               map.push(j, semi + 1);
             }
             j = semi + 1;
@@ -60,15 +60,16 @@ function segments(html: string): Segment[] {
       break;
     }
     pushText(html.slice(i, lt));
-    let end: number;
-    if (html.startsWith('<!--', lt)) end = html.indexOf('-->', lt + 4) + 3;
-    else end = html.indexOf('>', lt) + 1;
-    if (end <= 0) end = html.length;
+    // An unclosed comment or tag runs to the end of the part: `end` must
+    // always move forward, or a sender could make this loop forever.
+    const close = html.startsWith('<!--', lt) ? html.indexOf('-->', lt + 4) : html.indexOf('>', lt);
+    let end = close < 0 ? html.length : close + (html.startsWith('<!--', lt) ? 3 : 1);
     let markup = html.slice(lt, end);
-    const name = /^<\s*([a-z0-9]+)/i.exec(markup)?.[1]?.toLowerCase();
+    // HTML5 tag names run to whitespace, '/' or '>' ("<style<p>" is not <style>).
+    const name = /^<\s*([^\s/>]+)/.exec(markup)?.[1]?.toLowerCase();
     if ((name === 'script' || name === 'style') && !markup.endsWith('/>')) {
-      const close = html.toLowerCase().indexOf(`</${name}`, end);
-      const closeEnd = close < 0 ? html.length : html.indexOf('>', close) + 1 || html.length;
+      const closeAt = html.toLowerCase().indexOf(`</${name}`, end);
+      const closeEnd = closeAt < 0 ? html.length : html.indexOf('>', closeAt) + 1 || html.length;
       markup = html.slice(lt, closeEnd);
       end = closeEnd;
     }

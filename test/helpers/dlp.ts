@@ -3,7 +3,7 @@
  * running relay would find, and what it would deliver. Used by the encoding
  * matrix, the golden redaction cases and the fuzz tests.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -21,7 +21,11 @@ const KEY = new Pseudonymiser(Buffer.alloc(32, 9));
 export function ruleSetFromYaml(yaml: string): RuleSet {
   const dir = mkdtempSync(join(tmpdir(), 'mv-rules-'));
   writeFileSync(join(dir, 'rules.yaml'), yaml);
-  return loadRuleSet(dir);
+  try {
+    return loadRuleSet(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** One redact rule per built-in detector: rule id "r-<detector>", replacement "[R-<DETECTOR>]". */

@@ -1,0 +1,41 @@
+/*
+ * The check that makes redaction fail closed: a redacted part is decoded
+ * again by pass 1's own extractor (the same transfer decoding, charsets, HTML
+ * text and hidden-content rules) and scanned with the redact rules. Any
+ * match left means pass 2 missed something pass 1 can see, so the part
+ * must not leave; the caller turns that into quarantine.
+ */
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MimeTextExtractor, type PartInfo, type TextSink } from '../mime/extract';
+import { PartScanner } from '../rules/scanner';
+import { buildCompiled, type CompiledRule } from '../rules/compile';
+
+const ALL_SCOPES = new Set(['subject', 'headers', 'body', 'attachments'] as const);
+const LIMITS = { maxMimeDepth: 32, maxParts: 1000, maxHeaderSize: 256 * 1024, maxPartText: 64 * 1024 * 1024 };
+
+/** How many values of `rules` pass 1 would still find in this part (header block + body). */
+export async function remainingMatches(header: Buffer, body: Buffer, rules: readonly CompiledRule[]): Promise<number> {
+  const compiled = buildCompiled(rules.map((r) => ({ ...r, scope: ALL_SCOPES })));
+  let found = 0;
+  const scanners = new Map<string, PartScanner>();
+  const sink: TextSink = {
+    text(part: PartInfo, text: string) {
+      // Only the part's own text: its header pseudo-part ("0") is not what was redacted.
+      if (part.path === '0') return;
+      const key = part.path + '\0' + part.scope;
+      let s = scanners.get(key);
+      if (!s) scanners.set(key, (s = new PartScanner(compiled, part.scope, () => found++)));
+      s.push(text);
+    },
+    endPart(part: PartInfo) {
+      scanners.get(part.path + '\0' + part.scope)?.end();
+    },
+    unscannable() {},
+    notExtracted() {},
+  };
+  const message = Buffer.concat([header, body]);
+  await pipeline(Readable.from([message], { objectMode: false }), new MimeTextExtractor(sink, LIMITS), new Writable({ write: (_c, _e, cb) => cb() }));
+  for (const s of scanners.values()) s.end();
+  return found;
+}
