@@ -9,6 +9,7 @@ import type { Metrics } from './observability/metrics';
 import type { Logger } from './observability/log';
 import type { NextHopPool } from './smtp/next-hop-pool';
 import type { QuarantineStore } from './quarantine/store';
+import type { AuditLog } from './audit/log';
 
 export interface Runtime {
   config: Config;
@@ -18,6 +19,8 @@ export interface Runtime {
   log: Logger;
   pool: NextHopPool;
   quarantine: QuarantineStore;
+  /** One `verdict` event per message; admin events come from the CLI / API. */
+  audit: AuditLog;
   /** Set when SIGTERM arrives: no new transactions are started. */
   draining: boolean;
 }

@@ -4,7 +4,13 @@
  *  - reload: SIGHUP or a change under rules_dir builds a new rule set; a
  *    broken set is refused and the last good one stays live;
  *  - drain: SIGTERM stops the listener, lets open transactions finish,
- *    closes idle sessions with 421, then resolves so the process exits 0.
+ *    closes idle sessions with 421, then resolves so the process exits 0;
+ *  - retention: once at start and every RETENTION_INTERVAL_MS, expired
+ *    quarantine entries, audit days and retired keys are purged (audited
+ *    with counts, quarantine/retention.ts);
+ *  - mailveil_quarantine_messages follows the store: set from count() at
+ *    start, after each purge, and every QUARANTINE_GAUGE_REFRESH_MS (a CLI
+ *    release or delete runs in another process).
  */
 import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
@@ -19,6 +25,8 @@ import { createLogger, type Logger } from './observability/log';
 import { startOpsServer } from './observability/http';
 import { NextHopPool } from './smtp/next-hop-pool';
 import { QuarantineStore } from './quarantine/store';
+import { AuditLog } from './audit/log';
+import { purgeExpired, RETENTION_INTERVAL_MS, SERVICE_ACTOR } from './quarantine/retention';
 import { createSmtpServer } from './smtp/server';
 import { cleanStaleSpool } from './pipeline/spool';
 import { describePipeline } from './pipeline/order';
@@ -26,6 +34,14 @@ import type { Runtime } from './runtime';
 
 const RELOAD_DEBOUNCE_MS = 200;
 const DRAIN_POLL_MS = 50;
+const QUARANTINE_GAUGE_REFRESH_MS = 5_000;
+
+export interface ServiceOptions {
+  /** The clock for retention (tests inject one). */
+  now?: () => Date;
+  /** How often retention runs (default hourly). */
+  retentionIntervalMs?: number;
+}
 
 export class Service {
   readonly rt: Runtime;
@@ -35,8 +51,15 @@ export class Service {
   private watcher?: FSWatcher;
   private reloadTimer?: NodeJS.Timeout;
   private listening = false;
+  private retentionTimer?: NodeJS.Timeout;
+  private gaugeTimer?: NodeJS.Timeout;
+  private purging?: Promise<void>;
+  private readonly now: () => Date;
+  private readonly retentionIntervalMs: number;
 
-  constructor(config: Config, log: Logger = createLogger(config.log_level)) {
+  constructor(config: Config, log: Logger = createLogger(config.log_level), opts: ServiceOptions = {}) {
+    this.now = opts.now ?? (() => new Date());
+    this.retentionIntervalMs = opts.retentionIntervalMs ?? RETENTION_INTERVAL_MS;
     mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
     // Throws RuleSetError: a process must not start on a broken rule set.
     this.ruleSet = loadRuleSet(config.rules_dir);
@@ -60,7 +83,8 @@ export class Service {
         config.next_hop_pool.max_idle,
         config.next_hop_pool.idle_timeout,
       ),
-      quarantine: new QuarantineStore(config.state_dir),
+      quarantine: new QuarantineStore(config.state_dir, { now: this.now }),
+      audit: new AuditLog(config.state_dir, { now: this.now }),
       draining: false,
     };
   }
@@ -90,6 +114,7 @@ export class Service {
     server.on('error', (err) => log.error({ err: { message: err.message } }, 'smtp server error'));
     this.listening = true;
     this.watchRules();
+    this.startRetention();
     log.info(
       {
         listen: formatEndpoint(config.listen),
@@ -125,6 +150,8 @@ export class Service {
     this.rt.draining = true;
     this.watcher?.close();
     clearTimeout(this.reloadTimer);
+    clearInterval(this.retentionTimer);
+    clearInterval(this.gaugeTimer);
     const smtp = this.smtp;
     log.info({ event: 'drain', connections: smtp?.connections.size ?? 0 }, 'draining');
     if (smtp) {
@@ -147,10 +174,54 @@ export class Service {
       });
     }
     this.listening = false;
+    await this.purging;
     this.rt.pool.close();
     await new Promise<void>((resolve) => (this.ops ? this.ops.close(() => resolve()) : resolve()));
     this.ops?.closeAllConnections();
     log.info({ event: 'drain', result: 'done' }, 'drained');
+  }
+
+  /**
+   * One retention pass (also run by the timer); resolves with nothing, logs
+   * the counts. Overlapping calls share one run.
+   */
+  purge(): Promise<void> {
+    this.purging ??= (async () => {
+      const { log, config, quarantine, audit, metrics } = this.rt;
+      try {
+        const r = await purgeExpired({
+          store: quarantine,
+          audit,
+          quarantineRetention: config.quarantine.retention,
+          auditRetention: config.audit.retention,
+          actor: SERVICE_ACTOR,
+          now: this.now,
+        });
+        metrics.quarantineMessages.set(r.remaining);
+        log.info(
+          { event: 'retention_purge', quarantine_deleted: r.quarantine.deleted, audit_files_deleted: r.audit.files, audit_events_deleted: r.audit.events, keys_removed: r.keys.removed.length, quarantine_remaining: r.remaining },
+          'retention purge',
+        );
+      } catch (err) {
+        log.error({ event: 'retention_purge', err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'retention purge failed');
+      } finally {
+        this.purging = undefined;
+      }
+    })();
+    return this.purging;
+  }
+
+  private startRetention(): void {
+    void this.purge();
+    this.retentionTimer = setInterval(() => void this.purge(), this.retentionIntervalMs);
+    this.retentionTimer.unref();
+    this.gaugeTimer = setInterval(() => {
+      this.rt.quarantine.count().then(
+        (n) => this.rt.metrics.quarantineMessages.set(n),
+        () => undefined,
+      );
+    }, QUARANTINE_GAUGE_REFRESH_MS);
+    this.gaugeTimer.unref();
   }
 
   private watchRules(): void {

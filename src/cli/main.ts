@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { registerServe } from './serve';
 import { registerRules } from './rules';
 import { registerQuarantine } from './quarantine';
+import { registerKeys } from './keys';
+import { registerSar } from './sar';
+import { registerGdpr } from './gdpr';
 
 export class UserError extends Error {
   readonly exitCode = 1;
@@ -27,6 +30,9 @@ export function buildProgram(): Command {
   registerServe(program);
   registerRules(program);
   registerQuarantine(program);
+  registerKeys(program);
+  registerSar(program);
+  registerGdpr(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

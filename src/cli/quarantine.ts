@@ -1,41 +1,261 @@
 /*
- * `mailveil quarantine list [--json]`: what the quarantine holds, newest
- * first, from the encrypted metadata only (bodies are never decrypted here).
- * Output carries ids, times, sizes, rule ids and pseudonyms, never a value or
- * an address (guarantee 6). An entry that cannot be read is shown with its
- * error instead of failing the listing; the exit code stays 0 because the
- * listing itself succeeded, and stderr says how many were unreadable.
+ * `mailveil quarantine list|show|release|delete|purge`: the operator's view
+ * of and hand on the quarantine, acting on the same state_dir as `serve`
+ * (--config / --state-dir).
  *
- * show, release, delete and purge come with later issues.
+ *  - list [--rule ID] [--older-than 7d]: newest first, from the encrypted
+ *    metadata only. Ids, times, sizes, rule ids and pseudonyms; never a value
+ *    or an address. An unreadable entry is listed with its error (exit 0,
+ *    stderr says how many).
+ *  - show ID: the summary, the findings (rule, detector, count, part,
+ *    offset: never a value), and the header section with the fields the
+ *    findings point at masked (quarantine/header-view.ts). Never the body.
+ *  - release ID: delivers the held original to the next hop with its
+ *    original envelope, removes the entry only after the next hop's 250
+ *    (release/release.ts).
+ *  - delete ID, purge: remove one entry / everything past retention (plus
+ *    expired audit days and retired keys, as serve's timer does).
+ * Every change is one audit event naming the actor (os:<user>). Every
+ * command has --json; errors are one line on stderr, exit 1 (unknown id:
+ * `no quarantine entry <id>`).
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { loadConfig } from '../config/load';
+import { AuditLog } from '../audit/log';
+import { osActor } from '../audit/actor';
+import { loadConfig, type Config } from '../config/load';
+import { parseDuration } from '../config/duration';
+import { formatEndpoint } from '../config/address';
 import { QuarantineStore, type QuarantineSummary } from '../quarantine/store';
+import { isQuarantineError } from '../quarantine/errors';
+import { collectHeader, headerView } from '../quarantine/header-view';
+import { purgeExpired, type PurgeResult } from '../quarantine/retention';
+import { releaseEntry, ReleaseError } from '../release/release';
+import { loadRuleSet } from '../rules/load';
+import type { RuleDefinition } from '../rules/types';
+import { formatReply } from '../smtp/reply';
 import { UserError } from './main';
 
-export function registerQuarantine(program: Command): void {
-  const q = program.command('quarantine').description('inspect the messages held in quarantine');
-  q.command('list')
-    .description('list quarantined messages, newest first (metadata only; bodies stay encrypted)')
-    .option('--json', 'print a JSON array of entry summaries')
+interface CommonOpts {
+  json?: boolean;
+  config?: string;
+  stateDir?: string;
+}
+
+interface Ctx {
+  config: Config;
+  store: QuarantineStore;
+  audit: AuditLog;
+}
+
+function open(o: CommonOpts & { nextHop?: string; rules?: string }): Ctx {
+  const config = loadConfig(o.config, { state_dir: o.stateDir, next_hop: o.nextHop, rules_dir: o.rules });
+  // A mistyped --state-dir would otherwise look like an empty quarantine.
+  if (!existsSync(config.state_dir)) throw new UserError(`state_dir ${config.state_dir} does not exist`);
+  return { config, store: new QuarantineStore(config.state_dir), audit: new AuditLog(config.state_dir) };
+}
+
+/** Store and release errors become one-line user errors (exit 1). */
+async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isQuarantineError(err) || err instanceof ReleaseError || (err as { code?: string }).code === 'MV_AUDIT') throw new UserError((err as Error).message);
+    throw err;
+  }
+}
+
+function print(o: CommonOpts, json: unknown, text: string): void {
+  process.stdout.write(o.json ? JSON.stringify(json, null, 2) + '\n' : text + '\n');
+}
+
+function common(c: Command): Command {
+  return c
+    .option('--json', 'print JSON')
     .option('--config <file>', 'YAML config file')
-    .option('--state-dir <dir>', 'state directory (default from config, else ./var)')
-    .action(async (o: { json?: boolean; config?: string; stateDir?: string }) => {
-      const config = loadConfig(o.config, { state_dir: o.stateDir });
-      // A mistyped --state-dir would otherwise look like an empty quarantine.
-      if (!existsSync(config.state_dir)) throw new UserError(`state_dir ${config.state_dir} does not exist`);
-      const entries = await new QuarantineStore(config.state_dir).list();
-      if (o.json) {
-        process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
-      } else if (entries.length === 0) {
-        process.stdout.write('no messages in quarantine\n');
-      } else {
-        process.stdout.write(entries.map(formatLine).join('\n') + '\n');
+    .option('--state-dir <dir>', 'state directory (default from config, else ./var)');
+}
+
+export function registerQuarantine(program: Command): void {
+  const q = program.command('quarantine').description('inspect, release and delete the messages held in quarantine');
+
+  common(q.command('list'))
+    .description('list quarantined messages, newest first (metadata only; bodies stay encrypted)')
+    .option('--rule <id>', 'only entries on which this rule fired')
+    .option('--older-than <duration>', 'only entries received longer ago than this, e.g. 7d, 12h')
+    .action(async (o: CommonOpts & { rule?: string; olderThan?: string }) => {
+      let cutoff: number | undefined;
+      if (o.olderThan !== undefined) {
+        const ms = parseDuration(o.olderThan);
+        if (ms === undefined) throw new UserError(`--older-than: must be a duration, e.g. 30m, 12h, 7d (got ${JSON.stringify(o.olderThan)})`);
+        cutoff = Date.now() - ms;
       }
+      const { store } = open(o);
+      let entries = await userErrors(() => store.list());
+      if (o.rule !== undefined) entries = entries.filter((e) => e.error === undefined && e.rules.includes(o.rule!));
+      if (cutoff !== undefined) entries = entries.filter((e) => Date.parse(e.receivedAt) < cutoff!);
+      const filtered = o.rule !== undefined || cutoff !== undefined;
+      print(o, entries, entries.length ? entries.map(formatLine).join('\n') : filtered ? 'no matching messages in quarantine' : 'no messages in quarantine');
       const bad = entries.filter((e) => e.error !== undefined).length;
       if (bad) process.stderr.write(`mailveil: ${bad} quarantine ${bad === 1 ? 'entry is' : 'entries are'} unreadable\n`);
     });
+
+  common(q.command('show'))
+    .description('show the headers and findings of a held message (values masked, never the body)')
+    .argument('<id>', 'quarantine id')
+    .option('--rules <dir>', 'rules directory, to locate masked header values (default from config)')
+    .action(async (id: string, o: CommonOpts & { rules?: string }) => {
+      const { config, store } = open(o);
+      await userErrors(async () => {
+        const meta = await store.readMeta(id);
+        const keyId = await store.keyIdOf(id);
+        const { header, truncated } = await collectHeader(store.readMessage(id), config.limits.max_header_size);
+        let rules: RuleDefinition[] | undefined;
+        if (meta.findings.some((f) => f.part === '0')) {
+          try {
+            rules = loadRuleSet(config.rules_dir).rules;
+          } catch {
+            rules = undefined; // header fields with findings are then masked whole
+          }
+        }
+        const view = headerView(header, meta.findings, rules, truncated);
+        const json = {
+          id: meta.id,
+          receivedAt: meta.receivedAt,
+          size: meta.size,
+          verdict: meta.verdict,
+          rules: meta.rules,
+          reasons: meta.reasons,
+          from: meta.from,
+          rcpts: meta.rcpts,
+          keyId,
+          findings: meta.findings,
+          headers: view.text,
+          masked: view.masked,
+          headersTruncated: view.truncated,
+        };
+        print(o, json, formatShow(json));
+      });
+    });
+
+  common(q.command('release'))
+    .description('deliver a held message to the next hop with its original envelope, then remove it')
+    .argument('<id>', 'quarantine id')
+    .option('--next-hop <host:port>', 'deliver here instead of the configured next_hop')
+    .action(async (id: string, o: CommonOpts & { nextHop?: string }) => {
+      const { config, store, audit } = open(o);
+      const r = await userErrors(() =>
+        releaseEntry(
+          {
+            store,
+            audit,
+            actor: osActor(),
+            nextHop: {
+              host: config.next_hop.host,
+              port: config.next_hop.port,
+              helo: config.hostname,
+              connectTimeout: config.timeouts.next_hop_connect,
+              commandTimeout: config.timeouts.next_hop_command,
+              dataTimeout: config.timeouts.next_hop_data,
+            },
+          },
+          id,
+        ),
+      );
+      const nextHop = formatEndpoint(config.next_hop);
+      print(o, { id: r.id, released: true, nextHop, rcpts: r.rcpts, size: r.size, reply: formatReply(r.reply) }, `released ${r.id} to ${nextHop}: ${formatReply(r.reply)}`);
+    });
+
+  common(q.command('delete'))
+    .description('delete a held message')
+    .argument('<id>', 'quarantine id')
+    .action(async (id: string, o: CommonOpts) => {
+      const { store, audit } = open(o);
+      await userErrors(async () => {
+        // Subjects and rules come from the metadata; an unreadable entry can still be deleted.
+        const meta = await store.readMeta(id).catch((err) => {
+          if (isQuarantineError(err, 'MV_QUARANTINE_NOT_FOUND') || isQuarantineError(err, 'MV_QUARANTINE_BAD_ID')) throw err;
+          return undefined;
+        });
+        await store.delete(id);
+        await audit.append({
+          event: 'delete',
+          actor: osActor(),
+          id,
+          ...(meta ? { subjects: meta.subjects } : {}),
+          details: meta ? { rules: meta.rules, size: meta.size, verdict: meta.verdict } : { unreadable: true },
+        });
+      });
+      print(o, { id, deleted: true }, `deleted ${id}`);
+    });
+
+  common(q.command('purge'))
+    .description('delete entries older than quarantine.retention, audit days older than audit.retention, and unused keys')
+    .action(async (o: CommonOpts) => {
+      const { config, store, audit } = open(o);
+      const r = await userErrors(() =>
+        purgeExpired({ store, audit, quarantineRetention: config.quarantine.retention, auditRetention: config.audit.retention, actor: osActor() }),
+      );
+      print(o, purgeJson(r), formatPurge(r));
+    });
+}
+
+function purgeJson(r: PurgeResult) {
+  return {
+    quarantineDeleted: r.quarantine.deleted,
+    unreadableDeleted: r.quarantine.unreadable,
+    ids: r.quarantine.ids,
+    quarantineRemaining: r.remaining,
+    auditFilesDeleted: r.audit.files,
+    auditEventsDeleted: r.audit.events,
+    keysRemoved: r.keys.removed,
+  };
+}
+
+/** `purged N entries (M unreadable), K left; audit: F days (E events); keys removed: n` */
+export function formatPurge(r: PurgeResult): string {
+  const n = r.quarantine.deleted;
+  const unreadable = r.quarantine.unreadable ? ` (${r.quarantine.unreadable} unreadable)` : '';
+  return (
+    `purged ${n} quarantine ${n === 1 ? 'entry' : 'entries'}${unreadable}, ${r.remaining} left; ` +
+    `audit log: ${r.audit.files} ${r.audit.files === 1 ? 'day' : 'days'} (${r.audit.events} events) removed; ` +
+    `keys removed: ${r.keys.removed.length ? r.keys.removed.join(',') : 'none'}`
+  );
+}
+
+interface ShowJson {
+  id: string;
+  receivedAt: string;
+  size: number;
+  verdict: string;
+  rules: string[];
+  reasons: string[];
+  from: string;
+  rcpts: string[];
+  keyId: string;
+  findings: { rule: string; detector: string; count: number; part: string; offset: number; scope?: string }[];
+  headers: string;
+  headersTruncated: boolean;
+}
+
+export function formatShow(s: ShowJson): string {
+  const out = [
+    `id:        ${s.id}`,
+    `received:  ${s.receivedAt.replace(/\.\d+Z$/, 'Z')}`,
+    `size:      ${formatSize(s.size)}`,
+    `verdict:   ${s.verdict}`,
+    `rules:     ${s.rules.length ? s.rules.join(',') : '-'}`,
+    `reasons:   ${s.reasons.length ? s.reasons.join(',') : '-'}`,
+    `from:      ${s.from || '<>'}`,
+    `rcpts:     ${s.rcpts.length ? s.rcpts.join(',') : '-'}`,
+    `key:       ${s.keyId}`,
+    `findings:${s.findings.length ? '' : ' none'}`,
+    ...s.findings.map((f) => `  rule=${f.rule} detector=${f.detector} count=${f.count} part=${f.part}${f.scope ? ` scope=${f.scope}` : ''} offset=${f.offset}`),
+    'headers:',
+    ...s.headers.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).map((l) => '  ' + l),
+  ];
+  if (s.headersTruncated) out.push('  [header section cut at the display limit]');
+  return out.join('\n');
 }
 
 /** `<id>  <time>  <size>  <verdict>  rules=<ids>  from=<pseudonym>  rcpts=<n>`, or the error. */

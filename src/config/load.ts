@@ -37,7 +37,13 @@ export interface Config {
   timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_data: number; client_idle: number; drain: number };
   next_hop_pool: { max_idle: number; idle_timeout: number };
   inbound_tls?: { cert: string; key: string };
+  /** Retention in milliseconds. */
+  quarantine: { retention: number };
+  audit: { retention: number };
 }
+
+/** Retention below this is refused: a typo such as `30` (ms) must not empty the quarantine. */
+export const MIN_RETENTION_MS = 60_000;
 
 /** Flag values, already named as config keys. */
 export type ConfigOverrides = Partial<Record<'listen' | 'next_hop' | 'rules_dir' | 'state_dir' | 'metrics' | 'admin' | 'log_level', string>>;
@@ -117,7 +123,12 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     },
     timeouts: Object.fromEntries(Object.entries(v.timeouts).map(([k, d]) => [k, parseDuration(d)!])) as Config['timeouts'],
     next_hop_pool: { ...v.next_hop_pool, idle_timeout: parseDuration(v.next_hop_pool.idle_timeout)! },
+    quarantine: { retention: parseDuration(v.quarantine.retention)! },
+    audit: { retention: parseDuration(v.audit.retention)! },
   } as Config;
+  for (const key of ['quarantine', 'audit'] as const) {
+    if (cfg[key].retention < MIN_RETENTION_MS) throw new ConfigError(`${where}: ${key}.retention: must be at least 1m`);
+  }
   if (cfg.limits.max_message_size < 1024) throw new ConfigError(`${where}: limits.max_message_size: must be at least 1KiB`);
   // A header can never be larger than the message that holds it.
   cfg.limits.max_header_size = Math.min(cfg.limits.max_header_size, cfg.limits.max_message_size);

@@ -68,6 +68,24 @@ export const configSchema = {
         idle_timeout: { ...duration, default: '30s' },
       },
     },
+    quarantine: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Held messages older than this are deleted (serve's hourly purge, `mailveil quarantine purge`). */
+        retention: { ...duration, default: '30d' },
+      },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Whole days of the audit log older than this are deleted, by the same purge. */
+        retention: { ...duration, default: '180d' },
+      },
+    },
     inbound_tls: {
       type: 'object',
       additionalProperties: false,

@@ -8,7 +8,7 @@
  * Every entry names its key id in its plaintext header, and any key file
  * present can decrypt, so rotation (issue 4, `mailveil keys rotate`) is just
  * rotateKey(): a new key file, then `current` switched by an atomic rename.
- * Old keys stay until no entry names them; deleting one then is crypto-
+ * Old keys stay until no entry names them (see retiring keys below); deleting one then is crypto-
  * shredding of whatever copies of old entries backups still hold.
  *
  * Both files are written durably (temp, fsync, rename, fsync dir) before any
@@ -17,13 +17,19 @@
  * Two processes making the first key at once each write their own key file;
  * one wins `current`, and both keys stay usable, so the race is harmless.
  *
+ * Retiring keys (removeUnusedKeys, run by every purge, never by rotate): a
+ * key file is deleted once it is not current, no entry or in-flight write
+ * names it, and `current` was last switched at least KEY_RETIRE_GRACE_MS ago.
+ * The grace covers a writer that read `current` just before a rotation and
+ * has not written its entry's header yet.
+ *
  * Limits: keys are held in memory unwrapped (no KMS/HSM; the state dir's
  * permissions are the protection, as for pseudonym.key).
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensurePrivateDir, writeFileDurably } from './durable';
+import { ensurePrivateDir, fsyncDir, writeFileDurably } from './durable';
 import { QuarantineError } from './errors';
 
 export const KEYS_DIR = 'keys';
@@ -58,8 +64,8 @@ async function createKey(dir: string): Promise<string> {
 
 /**
  * Makes a new key and makes it current; entries written before keep naming
- * their old key and stay readable. Internal until issue 4 exposes it as
- * `mailveil keys rotate`. Returns the new key id.
+ * their old key and stay readable (`mailveil keys rotate`). Returns the new
+ * key id.
  */
 export async function rotateKey(stateDir: string): Promise<string> {
   const dir = keysDir(stateDir);
@@ -79,6 +85,50 @@ export async function listKeyIds(stateDir: string): Promise<string[]> {
     throw err;
   }
   return names.flatMap((n) => KEY_FILE_RE.exec(n)?.[1] ?? []).sort();
+}
+
+/** A key stops being current and stays at least this long before a purge may delete it. */
+export const KEY_RETIRE_GRACE_MS = 60 * 60 * 1000;
+
+/** The id `current` names, or undefined before the first key exists. */
+export async function currentKeyId(stateDir: string): Promise<string | undefined> {
+  const file = join(keysDir(stateDir), CURRENT_KEY_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const id = text.trim();
+  if (!isKeyId(id)) throw new QuarantineError('MV_QUARANTINE_KEY_INVALID', `${file} does not hold a key id`);
+  return id;
+}
+
+/**
+ * Deletes the key files that are not current and not in `inUse` (the key ids
+ * every entry, complete or being written, names), unless `current` changed
+ * less than `graceMs` before `now`. Returns the ids removed.
+ */
+export async function removeUnusedKeys(stateDir: string, inUse: ReadonlySet<string>, now: Date, graceMs = KEY_RETIRE_GRACE_MS): Promise<string[]> {
+  const dir = keysDir(stateDir);
+  const current = await currentKeyId(stateDir);
+  if (current === undefined) return [];
+  const switched = (await stat(join(dir, CURRENT_KEY_FILE))).mtimeMs;
+  if (now.getTime() - switched < graceMs) return [];
+  const removed: string[] = [];
+  for (const id of await listKeyIds(stateDir)) {
+    if (id === current || inUse.has(id)) continue;
+    try {
+      await unlink(join(dir, keyFileName(id)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    removed.push(id);
+  }
+  if (removed.length) await fsyncDir(dir);
+  return removed;
 }
 
 /** The keys of one state dir: loads lazily by id, caches, never writes except on first use. */
@@ -121,16 +171,7 @@ export class KeyRing {
     return key;
   }
 
-  private async readCurrentId(): Promise<string | undefined> {
-    let text: string;
-    try {
-      text = await readFile(join(this.dir, CURRENT_KEY_FILE), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    const id = text.trim();
-    if (!isKeyId(id)) throw new QuarantineError('MV_QUARANTINE_KEY_INVALID', `${join(this.dir, CURRENT_KEY_FILE)} does not hold a key id`);
-    return id;
+  private readCurrentId(): Promise<string | undefined> {
+    return currentKeyId(this.stateDir);
   }
 }

@@ -16,6 +16,29 @@ export interface QuarantineFinding {
   count: number;
   part: string;
   offset: number;
+  /** Where the rule looked (subject, headers, body, attachments); absent in entries written before it was stored. */
+  scope?: string;
+}
+
+/** SMTP parameters as the client gave them: name (upper case) to value, `true` for a bare keyword. */
+export type SmtpParams = Record<string, string | true>;
+
+/**
+ * The envelope as received, so `quarantine release` can deliver the held
+ * original exactly as it would have gone (guarantee 4). It holds addresses,
+ * which is why it lives only in the encrypted metadata section; list() and
+ * every summary leave it out.
+ */
+export interface QuarantineEnvelope {
+  /** MAIL FROM address; '' for the null sender. */
+  from: string;
+  rcpts: string[];
+  /** MAIL parameters (SIZE, BODY, SMTPUTF8, RET, ENVID). */
+  params?: SmtpParams;
+  /** RCPT parameters (NOTIFY, ORCPT), index-aligned with rcpts. */
+  rcptParams?: SmtpParams[];
+  /** XFORWARD attributes of the original client (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE); false = unavailable. */
+  client?: Record<string, string | false>;
 }
 
 export interface QuarantineMeta {
@@ -38,10 +61,12 @@ export interface QuarantineMeta {
   findings: QuarantineFinding[];
   /** Keyed-HMAC index of normalised addresses involved (for subject access later); opaque strings provided by the caller. */
   subjects: string[];
+  /** The original envelope; absent in entries written before release existed (those cannot be released). */
+  envelope?: QuarantineEnvelope;
 }
 
-/** One readable entry in list(): the metadata minus findings and subjects, plus the key it is encrypted under. */
-export interface QuarantineEntrySummary extends Omit<QuarantineMeta, 'findings' | 'subjects'> {
+/** One readable entry in list(): the metadata minus findings, subjects and envelope, plus the key it is encrypted under. */
+export interface QuarantineEntrySummary extends Omit<QuarantineMeta, 'findings' | 'subjects' | 'envelope'> {
   keyId: string;
   error?: undefined;
 }
@@ -93,9 +118,11 @@ export function checkMeta(v: unknown, where: 'put' | 'read'): QuarantineMeta {
   const findings = (o.findings as unknown[]).map((f, i): QuarantineFinding => {
     const r = (typeof f === 'object' && f !== null ? f : fail(where, `findings[${i}]`)) as Record<string, unknown>;
     const s = (k: string) => (typeof r[k] === 'string' ? (r[k] as string) : fail(where, `findings[${i}].${k}`));
-    return { rule: s('rule'), detector: s('detector'), count: nat(r.count, `findings[${i}].count`), part: s('part'), offset: nat(r.offset, `findings[${i}].offset`) };
+    const out: QuarantineFinding = { rule: s('rule'), detector: s('detector'), count: nat(r.count, `findings[${i}].count`), part: s('part'), offset: nat(r.offset, `findings[${i}].offset`) };
+    if (r.scope !== undefined) out.scope = s('scope');
+    return out;
   });
-  return {
+  const meta: QuarantineMeta = {
     id: o.id as string,
     receivedAt,
     size: nat(o.size, 'size'),
@@ -107,9 +134,45 @@ export function checkMeta(v: unknown, where: 'put' | 'read'): QuarantineMeta {
     findings,
     subjects: strs('subjects'),
   };
+  if (o.envelope !== undefined) meta.envelope = checkEnvelope(o.envelope, where);
+  return meta;
+}
+
+function checkParams(v: unknown, where: 'put' | 'read', field: string): SmtpParams {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, field);
+  const out: SmtpParams = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (!/^[A-Z0-9-]{1,32}$/.test(k) || !(x === true || typeof x === 'string')) fail(where, `${field}.${k}`);
+    out[k] = x as string | true;
+  }
+  return out;
+}
+
+function checkEnvelope(v: unknown, where: 'put' | 'read'): QuarantineEnvelope {
+  if (typeof v !== 'object' || v === null) fail(where, 'envelope');
+  const o = v as Record<string, unknown>;
+  // A line break in an address would let a release inject SMTP commands.
+  const addr = (x: unknown, k: string): string => (typeof x === 'string' && !/[\r\n]/.test(x) ? x : fail(where, k));
+  if (!Array.isArray(o.rcpts)) fail(where, 'envelope.rcpts');
+  const env: QuarantineEnvelope = { from: addr(o.from, 'envelope.from'), rcpts: (o.rcpts as unknown[]).map((r, i) => addr(r, `envelope.rcpts[${i}]`)) };
+  if (o.params !== undefined) env.params = checkParams(o.params, where, 'envelope.params');
+  if (o.rcptParams !== undefined) {
+    if (!Array.isArray(o.rcptParams) || o.rcptParams.length !== env.rcpts.length) fail(where, 'envelope.rcptParams');
+    env.rcptParams = (o.rcptParams as unknown[]).map((p, i) => checkParams(p, where, `envelope.rcptParams[${i}]`));
+  }
+  if (o.client !== undefined) {
+    if (typeof o.client !== 'object' || o.client === null || Array.isArray(o.client)) fail(where, 'envelope.client');
+    const client: Record<string, string | false> = {};
+    for (const [k, x] of Object.entries(o.client as Record<string, unknown>)) {
+      if (!/^[A-Z]{1,16}$/.test(k) || !(x === false || (typeof x === 'string' && !/[\r\n]/.test(x)))) fail(where, `envelope.client.${k}`);
+      client[k] = x as string | false;
+    }
+    env.client = client;
+  }
+  return env;
 }
 
 export function summarize(meta: QuarantineMeta, keyId: string): QuarantineEntrySummary {
-  const { findings: _f, subjects: _s, ...rest } = meta;
+  const { findings: _f, subjects: _s, envelope: _e, ...rest } = meta;
   return { ...rest, keyId };
 }

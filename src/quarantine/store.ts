@@ -32,7 +32,7 @@ import { QuarantineError, isQuarantineError } from './errors';
 import { KeyRing, keysDir } from './keys';
 import { checkEntryId, checkMeta, summarize, type QuarantineMeta, type QuarantineSummary } from './meta';
 
-export type { QuarantineMeta, QuarantineSummary, QuarantineEntrySummary, QuarantineUnreadableEntry, QuarantineFinding } from './meta';
+export type { QuarantineMeta, QuarantineSummary, QuarantineEntrySummary, QuarantineUnreadableEntry, QuarantineFinding, QuarantineEnvelope, SmtpParams } from './meta';
 
 export const QUARANTINE_DIR = 'quarantine';
 /** Ciphertext is gathered to this size before a write: few syscalls even for 1-byte input chunks. */
@@ -81,7 +81,7 @@ function authFailed(what: string): QuarantineError {
 export class QuarantineStore {
   readonly dir: string;
   private readonly keys: KeyRing;
-  /** The clock, for retention and purge (later issues) and tests; put() takes receivedAt from the caller. */
+  /** The clock, for retention (retention.ts) and tests; put() takes receivedAt from the caller. */
   readonly now: () => Date;
 
   constructor(
@@ -215,6 +215,42 @@ export class QuarantineStore {
     await fsyncDir(this.dir);
   }
 
+  /** The key id in the plaintext header of an entry (no decryption); NOT_FOUND / CORRUPT as readMeta. */
+  async keyIdOf(id: string): Promise<string> {
+    const { fh, header } = await this.openEntry(id);
+    await fh.close();
+    return header.keyId;
+  }
+
+  /**
+   * Every key id an entry names, including writes in progress (temp files
+   * whose header is already on disk): what a key cleanup must keep.
+   */
+  async keyIdsInUse(): Promise<Set<string>> {
+    const used = new Set<string>();
+    for (const name of await readdirOrEmpty(this.dir)) {
+      if (!ENTRY_NAME_RE.test(name) && !name.startsWith(TEMP_PREFIX)) continue;
+      let fh: FileHandle;
+      try {
+        fh = await open(join(this.dir, name), 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      try {
+        const size = (await fh.stat()).size;
+        const head = Buffer.alloc(Math.min(MAX_HEADER_BYTES, size));
+        await fh.read(head, 0, head.length, 0);
+        used.add(parseHeader(head).keyId);
+      } catch {
+        // No header yet (a write just started) or a corrupt one: nothing to keep for it.
+      } finally {
+        await fh.close();
+      }
+    }
+    return used;
+  }
+
   /** Removes leftovers of interrupted writes (temp files) — call at start. Returns how many. */
   async recover(): Promise<number> {
     let n = 0;
@@ -307,9 +343,7 @@ export class QuarantineStore {
 
   private async headerKeyId(id: string): Promise<string | undefined> {
     try {
-      const { fh, header } = await this.openEntry(id);
-      await fh.close();
-      return header.keyId;
+      return await this.keyIdOf(id);
     } catch {
       return undefined;
     }

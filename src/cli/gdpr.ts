@@ -1,0 +1,36 @@
+/*
+ * `mailveil gdpr report`: prints the Art. 30 record of processing for this
+ * instance (src/sar/report.ts) from the same config and rules `serve` uses.
+ */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../config/load';
+import { loadRuleSet, RuleSetError, formatRuleError } from '../rules/load';
+import { gdprReport } from '../sar/report';
+import { UserError } from './main';
+
+function version(): string {
+  return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
+}
+
+export function registerGdpr(program: Command): void {
+  const gdpr = program.command('gdpr').description('GDPR records for this instance');
+  gdpr
+    .command('report')
+    .description('print the record of processing activities (GDPR Art. 30) as Markdown, from the live config and rules')
+    .option('--config <file>', 'YAML config file')
+    .option('--rules <dir>', 'rules directory (default from config, else ./rules.d)')
+    .option('--state-dir <dir>', 'state directory (default from config, else ./var)')
+    .action((o: { config?: string; rules?: string; stateDir?: string }) => {
+      const config = loadConfig(o.config, { rules_dir: o.rules, state_dir: o.stateDir });
+      let rules;
+      try {
+        rules = loadRuleSet(config.rules_dir);
+      } catch (err) {
+        if (err instanceof RuleSetError) throw new UserError(`rules: ${err.errors.map(formatRuleError).join('; ')}`);
+        throw err;
+      }
+      process.stdout.write(gdprReport({ config, rules, version: version(), generatedAt: new Date(), configFile: o.config ? resolve(o.config) : undefined }));
+    });
+}

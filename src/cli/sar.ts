@@ -1,0 +1,184 @@
+/*
+ * `mailveil sar find|export|erase ADDRESS`: subject access (GDPR Art. 15) and
+ * erasure (Art. 17) for one e-mail address. The logic is in src/sar/; this
+ * file parses flags, opens the state dir and prints.
+ *
+ * The address is only ever held in memory: it is normalised and turned into
+ * its subject token (src/sar/subjects.ts), and only the token is written
+ * (audit events). It is not echoed in errors either.
+ */
+import type { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { osActor } from '../audit/actor';
+import { AuditLog, type AuditEvent } from '../audit/log';
+import { loadConfig, type Config } from '../config/load';
+import { isQuarantineError } from '../quarantine/errors';
+import { QuarantineStore } from '../quarantine/store';
+import { parseAddressArgument } from '../sar/address';
+import { eraseSubject } from '../sar/erase';
+import { exportSubject, SarError } from '../sar/export';
+import { findSubject, isEmpty, loadSubjectKeyer, type SubjectData, type SubjectMessage } from '../sar/find';
+import { SUBJECT_KIND } from '../sar/subjects';
+import { formatSize } from './quarantine';
+import { UserError } from './main';
+
+interface CommonOptions {
+  config?: string;
+  stateDir?: string;
+  json?: boolean;
+}
+
+function version(): string {
+  return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
+}
+
+/** quarantine.retention in ms when the config has it (the key arrives with the retention work). */
+export function quarantineRetention(config: Config): number | undefined {
+  const r = (config as { quarantine?: { retention?: unknown } }).quarantine?.retention;
+  return typeof r === 'number' ? r : undefined;
+}
+
+interface Opened {
+  config: Config;
+  store: QuarantineStore;
+  audit: AuditLog;
+  data: SubjectData;
+}
+
+/** Loads the config, checks the address and the state dir, and finds the subject's data. */
+async function open(address: string, o: CommonOptions): Promise<Opened> {
+  const normalised = parseAddressArgument(address);
+  if (normalised === undefined) throw new UserError('ADDRESS is not one valid e-mail address (expected local@domain, e.g. jane.doe@example.com)');
+  const config = loadConfig(o.config, { state_dir: o.stateDir });
+  if (!existsSync(config.state_dir)) throw new UserError(`state_dir ${config.state_dir} does not exist`);
+  const store = new QuarantineStore(config.state_dir);
+  const audit = new AuditLog(config.state_dir);
+  const keyer = loadSubjectKeyer(config.state_dir);
+  // No pseudonym key: nothing was ever indexed in this state dir.
+  const data = keyer
+    ? await findSubject(store, audit, keyer.token(SUBJECT_KIND, normalised))
+    : { subject: '', messages: [], events: [], unreadable: [] };
+  return { config, store, audit, data };
+}
+
+/** Store, audit and SAR errors are the operator's to fix: one line, exit 1. */
+function userFacing(err: unknown): never {
+  if (isQuarantineError(err) || err instanceof SarError || (err as { code?: string }).code === 'MV_AUDIT') throw new UserError((err as Error).message);
+  throw err;
+}
+
+function warnUnreadable(ids: string[]): void {
+  if (!ids.length) return;
+  process.stderr.write(
+    `mailveil: ${ids.length} quarantine ${ids.length === 1 ? 'entry' : 'entries'} could not be read and ${ids.length === 1 ? 'was' : 'were'} not searched: ${ids.join(', ')}\n`,
+  );
+}
+
+function messageLine(m: SubjectMessage): string {
+  const when = m.receivedAt.replace(/\.\d+Z$/, 'Z');
+  const rules = m.rules.length ? m.rules.join(',') : '-';
+  const reasons = m.reasons.length ? `  reasons=${m.reasons.join(',')}` : '';
+  return `  ${m.id}  ${when}  ${formatSize(m.size)}  ${m.verdict}  rules=${rules}${reasons}`;
+}
+
+function eventLine(e: AuditEvent): string {
+  const id = e.id ? `  id=${e.id}` : '';
+  const details = e.details && Object.keys(e.details).length ? `  ${JSON.stringify(e.details)}` : '';
+  return `  ${e.ts}  ${e.event}  actor=${e.actor}${id}${details}`;
+}
+
+const NOTHING = 'nothing found for that address';
+
+function withCommon(c: Command, json = true): Command {
+  if (json) c.option('--json', 'machine-readable output');
+  return c.option('--config <file>', 'YAML config file').option('--state-dir <dir>', 'state directory (default from config, else ./var)');
+}
+
+export function registerSar(program: Command): void {
+  const sar = program
+    .command('sar')
+    .description('subject access and erasure (GDPR Art. 15 and 17) for one e-mail address')
+    .addHelpText(
+      'after',
+      '\nAn address is matched after normalisation (lower case, IDN domain in ASCII; a +tag is kept).\n' +
+        'A person with several addresses is searched once per address. The address is never stored.',
+    );
+
+  withCommon(
+    sar
+      .command('find')
+      .description("list the address's quarantined messages and audit events")
+      .argument('<address>', 'e-mail address, e.g. jane.doe@example.com'),
+  ).action(async (address: string, o: CommonOptions) => {
+    const { data } = await open(address, o).catch(userFacing);
+    if (o.json) {
+      process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+    } else if (isEmpty(data)) {
+      process.stdout.write(NOTHING + '\n');
+    } else {
+      const lines = [`subject ${data.subject}`, `quarantine: ${data.messages.length} ${data.messages.length === 1 ? 'message' : 'messages'}`];
+      lines.push(...data.messages.map(messageLine));
+      lines.push(`audit log: ${data.events.length} ${data.events.length === 1 ? 'event' : 'events'}`);
+      lines.push(...data.events.map(eventLine));
+      process.stdout.write(lines.join('\n') + '\n');
+    }
+    warnUnreadable(data.unreadable);
+  });
+
+  withCommon(
+    sar
+      .command('export')
+      .description("write the address's quarantined messages (.eml) and audit events into one .tar.gz (mode 0600)")
+      .argument('<address>', 'e-mail address, e.g. jane.doe@example.com')
+      .requiredOption('--out <file>', 'archive to write (.tar.gz); never replaced unless --force')
+      .option('--force', 'replace FILE if it exists'),
+  ).action(async (address: string, o: CommonOptions & { out: string; force?: boolean }) => {
+    const { config, store, audit, data } = await open(address, o).catch(userFacing);
+    if (data.unreadable.length) {
+      throw new UserError(
+        `${data.unreadable.length} quarantine ${data.unreadable.length === 1 ? 'entry' : 'entries'} cannot be read (${data.unreadable.join(', ')}), so the export could be incomplete; ` +
+          'repair or delete them (mailveil quarantine delete ID) and run the export again; no archive was written',
+      );
+    }
+    if (isEmpty(data)) {
+      // The request is recorded even when there is nothing to hand over (no subject named).
+      await audit.append({ event: 'export', actor: osActor(), details: { messages: 0, events: 0, archive: false } }).catch(userFacing);
+      if (o.json) process.stdout.write(JSON.stringify({ file: null, messages: 0, events: 0, bytes: 0 }, null, 2) + '\n');
+      else process.stdout.write(`${NOTHING}; no archive written\n`);
+      return;
+    }
+    const result = await exportSubject({
+      store,
+      audit,
+      data,
+      out: o.out,
+      force: Boolean(o.force),
+      actor: osActor(),
+      now: new Date(),
+      version: version(),
+      retentionMs: quarantineRetention(config),
+    }).catch(userFacing);
+    if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    else
+      process.stdout.write(
+        `exported ${result.messages} ${result.messages === 1 ? 'message' : 'messages'} and ${result.events} audit ${result.events === 1 ? 'event' : 'events'} to ${result.file} (${formatSize(result.bytes)})\n`,
+      );
+  });
+
+  withCommon(
+    sar
+      .command('erase')
+      .description("delete the address's quarantined messages and erase its pseudonym from the audit log")
+      .argument('<address>', 'e-mail address, e.g. jane.doe@example.com'),
+  ).action(async (address: string, o: CommonOptions) => {
+    const { store, audit, data } = await open(address, o).catch(userFacing);
+    const r = await eraseSubject({ store, audit, data, actor: osActor() }).catch(userFacing);
+    if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else
+      process.stdout.write(
+        `erased: ${r.messages} quarantined ${r.messages === 1 ? 'message' : 'messages'} deleted, ${r.events} audit ${r.events === 1 ? 'event' : 'events'} anonymised\n`,
+      );
+    warnUnreadable(r.unreadable);
+  });
+}
