@@ -19,8 +19,16 @@ import { Pseudonymiser, PSEUDONYM_KEY_FILE } from '../../src/observability/pseud
 import { QuarantineStore, quarantineDir } from '../../src/quarantine/store';
 import { subjectTokens, subjectToken, readHeaderBlock } from '../../src/sar/subjects';
 import { allFiles, chunked, filesContaining, removeTempDirs, tempDir } from '../fixtures/quarantine/sample';
+import { startSink, systemSkipReason } from '../helpers/sink';
+import { startMailveil } from '../helpers/mailveil';
+import { sendOne, type ClientReply } from '../helpers/smtp-client';
+import { waitFor } from '../helpers/ports';
 
-after(removeTempDirs);
+const running: { stop(): Promise<unknown> }[] = [];
+after(async () => {
+  for (const r of running.splice(0).reverse()) await r.stop().catch(() => undefined);
+  removeTempDirs();
+});
 
 const JANE = 'jane.synthetic@example.com';
 const JANE_CC = 'Jane.Synthetic@EXAMPLE.com'; // the same person, written differently in a Cc field
@@ -359,4 +367,59 @@ test('state_dir from --config; --help on every sar command', async () => {
     assert.equal(h.code, 0, args.join(' '));
     assert.match(h.out, /Usage: mailveil sar/);
   }
+});
+
+test('end to end: a message held through SMTP is found by each of its addresses, exported and erased', { skip: systemSkipReason(['smtp-sink']) }, async () => {
+  const rulesDir = tempDir('mv-sar-rules-');
+  writeFileSync(join(rulesDir, '10-hold.yaml'), "rules:\n  - id: t-hold\n    pattern: '\\bHOLDSAR-[0-9]{4}\\b'\n    action: quarantine\n");
+  const stateDir = tempDir('mv-sar-state-');
+  const sink = await startSink();
+  running.push(sink);
+  const mv = await startMailveil({ nextHop: sink.address, rulesDir, stateDir });
+  running.push(mv);
+  const value = 'HOLDSAR-4242';
+  const cc = 'carla.synthetic@example.org'; // only in a header field, never in the envelope
+  const body =
+    `From: Jane <${JANE}>\r\nTo: Rick <${RICK}>\r\nCc: Team: "Synthetic, Carla" <${cc}>;\r\nSubject: ${SECRET_SUBJECT}\r\n` +
+    `Message-ID: <sar-e2e@mail.example.com>\r\n\r\nThe reference is ${value}.\r\n`;
+  const r = await sendOne(mv.port, { from: JANE, to: [RICK], body });
+  const final = r.final as ClientReply;
+  const m = /^2\.0\.0 Ok: held in quarantine as ([0-9A-Z]+)$/.exec(final?.text ?? '');
+  assert.ok(m, JSON.stringify(r));
+  const id = m[1];
+  const found = await waitFor(
+    () => {
+      const f = run('sar', 'find', cc, '--json', '--state-dir', stateDir);
+      const data = JSON.parse(f.out);
+      return data.messages.length === 1 && data.events.length >= 1 ? data : undefined;
+    },
+    { timeoutMs: 10_000, what: 'the held message and its verdict event under the Cc address' },
+  );
+  assert.equal(found.messages[0].id, id);
+  assert.deepEqual(found.messages[0].rules, ['t-hold']);
+  assert.ok(found.events.some((e: AuditEvent) => e.event === 'verdict' && e.id === id));
+  for (const who of [JANE, RICK, `<${JANE.toUpperCase()}>`]) {
+    const f = JSON.parse(run('sar', 'find', who, '--json', '--state-dir', stateDir).out);
+    assert.deepEqual(f.messages.map((x: { id: string }) => x.id), [id], who);
+  }
+
+  const archive = join(tempDir('mv-sar-out-'), 'carla.tar.gz');
+  let c = run('sar', 'export', cc, '--out', archive, '--state-dir', stateDir);
+  assert.equal(c.code, 0, c.err);
+  const files = await untar(archive);
+  // The test client ends DATA with CRLF "." CRLF after the body: that first CRLF is message content.
+  assert.equal(files.get(`messages/${id}.eml`)!.data.toString(), body + '\r\n');
+
+  // Erasing the recipient deletes the message; Carla keeps only the audit trail of it, without Rick.
+  c = run('sar', 'erase', RICK, '--json', '--state-dir', stateDir);
+  assert.equal(c.code, 0, c.err);
+  assert.equal(JSON.parse(c.out).messages, 1);
+  assert.equal(run('sar', 'find', RICK, '--state-dir', stateDir).out, 'nothing found for that address\n');
+  const carla = JSON.parse(run('sar', 'find', cc, '--json', '--state-dir', stateDir).out);
+  assert.deepEqual(carla.messages, []);
+  assert.ok(carla.events.length >= 1);
+  c = run('sar', 'erase', cc, '--state-dir', stateDir);
+  assert.equal(c.code, 0, c.err);
+  assert.equal(run('sar', 'find', cc, '--state-dir', stateDir).out, 'nothing found for that address\n');
+  assertNothingInClear(stateDir, [cc, value, 'carla.synthetic']);
 });
