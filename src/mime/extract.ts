@@ -13,6 +13,8 @@
  * Fail closed (DESIGN.md guarantee 5): bad content is a sink call
  * (unscannable / notExtracted), never a stream error; the stream errors only
  * on an internal bug (including an exception thrown by the sink).
+ * Parsing is synchronous: a chunk is parsed, and every sink call it makes is
+ * done, before its write callback (see message-parser.ts).
  * Limits: ExtractLimits, plus MAX_LINE (line-feeder.ts), MAX_MIME_FIELD
  * (splitter.ts) and MAX_HIDDEN_TEXT (html-text.ts). Memory is bounded: no part
  * is ever buffered whole.
@@ -38,39 +40,39 @@ function checkLimits(limits: ExtractLimits): void {
 export class MimeTextExtractor extends Transform {
   private readonly root: MessageParser;
   private readonly ctx: ParseContext;
-  private failed = false;
 
   constructor(sink: TextSink, limits: ExtractLimits) {
     super();
     checkLimits(limits);
-    this.ctx = { sink, limits, parts: 0, stopped: false, fatal: (err) => this.fail(err) };
+    this.ctx = { sink, limits, parts: 0, stopped: false };
     this.root = new MessageParser(this.ctx, { path: '', depth: 0, attachment: false });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.push(chunk);
-    this.root.write(chunk).then(
-      () => callback(),
-      (err: unknown) => callback(asError(err)),
-    );
+    // Parsing is synchronous (message-parser.ts); an exception is an internal bug (or the sink's).
+    try {
+      this.root.write(chunk);
+    } catch (err) {
+      callback(asError(err));
+      return;
+    }
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    this.root.end().then(
-      () => callback(),
-      (err: unknown) => callback(asError(err)),
-    );
+    try {
+      this.root.end();
+    } catch (err) {
+      callback(asError(err));
+      return;
+    }
+    callback();
   }
 
   /** Torn down (an error, or the pipeline gave up): stop parsing, the sink hears nothing more that matters. */
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.ctx.stopped = true;
     callback(err);
-  }
-
-  private fail(err: unknown): void {
-    if (this.failed) return;
-    this.failed = true;
-    this.destroy(asError(err));
   }
 }

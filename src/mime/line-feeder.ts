@@ -13,11 +13,16 @@
  * and decides whether that makes the part unscannable.
  * Memory: at most MAX_LINE bytes held.
  *
- * cutAfterEmptyLines works around a mailsplit bug: a body that is one empty
+ * cutAfterEmptyLines worked around a mailsplit bug: a body that is one empty
  * line, followed by a boundary in the same chunk, comes out with its CRLF
  * (which belongs to the boundary), while the same bytes split across chunks
- * come out empty. Ending a write after every empty line makes it always the
- * latter. Empty lines are rare enough (never inside base64) to cost little.
+ * come out empty. Ending a write after every empty line made it always the
+ * latter. The message parser no longer writes chunks to mailsplit (it drives
+ * processLine line by line, see message-parser.ts), so it no longer needs it.
+ *
+ * push() finds the lines that outgrow MAX_LINE without looking at every line:
+ * from a line start, any line feed within the room left means every line up
+ * to the last such line feed fits, so it skips there with one lastIndexOf.
  */
 
 export const MAX_LINE = 64 * 1024;
@@ -43,16 +48,16 @@ export class LineFeeder {
     let pos = 0;
     while (pos < chunk.length) {
       const room = this.maxLine - this.lineLength;
-      const lf = chunk.indexOf(0x0a, pos);
-      const lineBytes = (lf < 0 ? chunk.length : lf) - pos;
-      if (lineBytes <= room) {
-        if (lf < 0) {
-          this.lineLength += lineBytes;
-          break;
-        }
+      // Every line that ends at or before pos + room fits: skip to the last such line end in one step.
+      const lf = chunk.lastIndexOf(0x0a, Math.min(pos + room, chunk.length - 1));
+      if (lf >= pos) {
         this.lineLength = 0;
         pos = lf + 1;
         continue;
+      }
+      if (chunk.length - pos <= room) {
+        this.lineLength += chunk.length - pos;
+        break;
       }
       // The line outgrows MAX_LINE: first the whole lines before it, alone,
       // so the parser's state when the split is seen is the long line's own.

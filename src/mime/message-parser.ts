@@ -1,15 +1,30 @@
 /*
- * One message's MIME tree (RFC 2045, 2046), streamed through mailsplit: gives
- * each node its IMAP-style path (see types.ts), decides what it is, feeds its
- * body to a text decoder or, for message/rfc822 and message/global, to a
- * nested MessageParser; reports limits and broken structure to the sink.
+ * One message's MIME tree (RFC 2045, 2046), split by mailsplit's own line
+ * parser: gives each node its IMAP-style path (see types.ts), decides what it
+ * is, feeds its body to a text decoder or, for message/rfc822 and
+ * message/global, to a nested MessageParser; reports limits and broken
+ * structure to the sink.
  *
- * Flow control: a write resolves only once mailsplit has read it and every
- * event it made has been handled, and a nested parser is written from inside
- * the outer one's event handler, so the outer waits for the inner. All
- * parsers move in lock step with the byte order (results do not depend on
- * chunking), and nothing is queued beyond mailsplit's own small buffers:
- * memory stays bounded however large a part is.
+ * Driving mailsplit: its Splitter stream handles one line per setImmediate
+ * and groups lines by chunk (with bugs at chunk edges), so it is not used as
+ * a stream. This parser calls the Splitter's processLine itself,
+ * synchronously, for exactly the lines that can change its state: boundary
+ * lines (SafeSplitter.isBoundary, the test processLine makes first) and the
+ * empty line that ends a header section. Every other line is handled in
+ * bulk, a run of lines as one span found with Buffer.indexOf, with no
+ * per-line work: body lines are plain data of the current node, and header
+ * lines are added to the node's header section as processLine would. The
+ * result is what
+ * mailsplit gives when fed one line per write, which is what the old
+ * stream-driven code gave for every chunking:
+ *   - a body line's line end is held back ("carry") and goes to the next
+ *     line, so the line end before a boundary line belongs to the boundary
+ *     (except for a message's root node, as in mailsplit);
+ *   - the last, unterminated line is read at the end, with final=true.
+ * Everything is synchronous: a write returns once every part event it made
+ * has been handled, nested parsers included. Results do not depend on
+ * chunking, and nothing is queued: memory stays bounded however large a
+ * part is (at most one line, MAX_LINE, is held).
  *
  * Malformed structure: a missing closing boundary is common and harmless (the
  * parts found are extracted, nothing is reported). A multipart without a
@@ -23,7 +38,7 @@
  */
 import type { ExtractLimits, PartInfo, Scope, TextSink } from './types';
 import { SafeSplitter, hasLineSplit, markLineSplit, nodeError, nodeHeaders, type MimeNode, type NodeHeaders } from './splitter';
-import { LineFeeder, cutAfterEmptyLines, type Piece } from './line-feeder';
+import { LineFeeder, type Piece } from './line-feeder';
 import { PartText, TextLeaf } from './part-text';
 import { partKind } from './part-kind';
 import { transferDecoder, type ByteDecoder } from './transfer-decode';
@@ -37,8 +52,6 @@ export interface ParseContext {
   parts: number;
   /** Set once the message is past saving (too many parts): parsing stops everywhere, bytes still flow. */
   stopped: boolean;
-  /** An internal bug: the stream must error. */
-  fatal(err: unknown): void;
 }
 
 /** Where a parser's message sits: the path of its message/rfc822 part ('' at the top), its depth, and whether it is inside an attachment. */
@@ -70,28 +83,29 @@ interface SplitterData {
   value: Buffer;
 }
 
-/** Marks an exception thrown by our own handling, as opposed to mailsplit rejecting the content. */
-class InternalError {
-  constructor(readonly cause: unknown) {}
-}
-
 function join(path: string, n: string): string {
   return path ? `${path}.${n}` : n;
 }
 
+const LF = 0x0a;
+const CR = 0x0d;
+const DASHES = Buffer.from('--');
+
 export class MessageParser {
   private readonly splitter: SafeSplitter;
   private readonly feeder = new LineFeeder();
+  /** States of the nodes that have a boundary (any parent has one), and of the last node without. */
   private readonly states = new Map<MimeNode, NodeState>();
+  private lastState: { node: MimeNode; state: NodeState } | undefined;
   private readonly containers: NodeState[] = [];
-  private readonly closed: Promise<void>;
-  private readonly done: Promise<void>;
   private current: Leaf | undefined;
   private firstTextSeen = false;
   private failed = false;
-  /** An event is being handled. */
-  private busy = false;
-  private idleWaiters: Array<() => void> = [];
+  private ended = false;
+  /** The line end of the last body line, held back for the next line (see above). */
+  private carry: Buffer | undefined;
+  /** The start of a line that a split piece left open (line-feeder.ts): read with the next piece. */
+  private partial: Buffer | undefined;
 
   constructor(
     private readonly ctx: ParseContext,
@@ -102,57 +116,190 @@ export class MessageParser {
       maxChildNodes: ctx.limits.maxParts + SPLITTER_NODE_SLACK,
       maxBoundaryAncestors: ctx.limits.maxMimeDepth + 1,
     });
-    // The async iterator below reports errors; this only keeps a late one from being unhandled.
-    this.splitter.on('error', () => {});
-    this.closed = new Promise((resolve) => this.splitter.once('close', () => resolve()));
-    this.done = this.consume();
-    this.done.catch(() => {}); // awaited by end(); ctx.fatal has been told already
+    this.splitter.onPush = (event) => this.handle(event as MimeNode | SplitterData);
   }
 
-  /** Resolves when mailsplit has read the bytes (or parsing has stopped). */
-  async write(bytes: Buffer): Promise<void> {
+  /** Returns once every event the bytes made has been handled (or parsing has stopped). */
+  write(bytes: Buffer): void {
     if (this.failed || this.ctx.stopped) return;
-    for (const piece of this.feeder.push(bytes)) await this.feed(piece);
-  }
-
-  /** Resolves when every part, nested ones included, has been given to the sink. */
-  async end(): Promise<void> {
-    for (const piece of this.feeder.end()) await this.feed(piece);
-    if (!this.failed) this.splitter.end();
-    await this.done;
-  }
-
-  /**
-   * Resolves once mailsplit has read the piece AND every event it made has
-   * been handled. Waiting for the events too keeps all parsers in lock step
-   * with the byte order, so what is reported (and when a limit stops
-   * everything) does not depend on how the input was chunked.
-   */
-  private async feed(piece: Piece): Promise<void> {
-    if (this.failed || this.ctx.stopped) return;
-    if (piece.split) this.noteSplit();
-    const written = new Promise<void>((resolve) => {
-      const writes = cutAfterEmptyLines(piece.data);
-      for (let i = 0; i < writes.length - 1; i++) this.splitter.write(writes[i]);
-      this.splitter.write(writes[writes.length - 1], () => resolve());
-    });
-    await Promise.race([written, this.closed]);
-    if (this.busy || this.splitter.readableLength > 0) {
-      await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), this.closed]);
+    for (const piece of this.feeder.push(bytes)) {
+      if (this.failed || this.ctx.stopped) return;
+      this.feed(piece);
     }
   }
 
-  private wakeIfIdle(): void {
-    if (this.busy || this.splitter.readableLength > 0 || !this.idleWaiters.length) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
+  /** Returns once every part, nested ones included, has been given to the sink. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (!this.failed && !this.ctx.stopped) {
+      let last = this.partial;
+      this.partial = undefined;
+      for (const piece of this.feeder.end()) last = last ? Buffer.concat([last, piece.data]) : piece.data;
+      this.flush(last);
+    }
+    if (this.failed) return; // closed when it failed
+    this.closeCurrent();
+    this.checkContainers();
+  }
+
+  private feed(piece: Piece): void {
+    if (piece.split) this.noteSplit();
+    let data = piece.data;
+    if (this.partial) {
+      data = Buffer.concat([this.partial, data]);
+      this.partial = undefined;
+    }
+    // Only whole lines now; a split piece ends inside a line (the space after SPLIT).
+    let end = data.length;
+    if (data[end - 1] !== LF) {
+      end = data.lastIndexOf(LF) + 1;
+      this.partial = data.subarray(end);
+    }
+    this.lines(data, end);
+  }
+
+  /** data[0, end) is whole lines. */
+  private lines(data: Buffer, end: number): void {
+    const splitter = this.splitter;
+    let pos = 0;
+    while (pos < end) {
+      if (this.failed || this.ctx.stopped) return;
+      if (splitter.inBody) {
+        const at = this.nextBoundaryLine(data, pos, end);
+        if (at > pos) this.body(data.subarray(pos, at));
+        pos = at;
+        if (pos >= end) return;
+      } else if (splitter.inHeaders && !this.carry && splitter.nodeCounter <= splitter.maxChildNodes) {
+        // Header lines before the empty line that ends the section, none a boundary line: one chunk.
+        const at = this.nextBoundaryLine(data, pos, this.nextEmptyLine(data, pos, end));
+        if (at > pos) {
+          this.headerLines(data.subarray(pos, at));
+          pos = at;
+          continue;
+        }
+      }
+      const lf = data.indexOf(LF, pos);
+      const next = lf < 0 || lf >= end ? end : lf + 1;
+      this.line(data.subarray(pos, next));
+      pos = next;
+    }
+  }
+
+  /** Start of the first line in data[pos, end) that is a boundary line for the splitter as it stands, or end. */
+  private nextBoundaryLine(data: Buffer, pos: number, end: number): number {
+    let from = pos;
+    while (from < end) {
+      const dashes = data.indexOf(DASHES, from);
+      if (dashes < 0 || dashes >= end) return end;
+      // A boundary line is "--..." or a bare CR and "--..." (SafeSplitter.checkBoundary).
+      let lineStart = -1;
+      if (dashes === pos || data[dashes - 1] === LF) lineStart = dashes;
+      else if (data[dashes - 1] === CR && (dashes - 1 === pos || data[dashes - 2] === LF)) lineStart = dashes - 1;
+      const lf = data.indexOf(LF, dashes);
+      const lineEnd = lf < 0 || lf >= end ? end : lf + 1;
+      if (lineStart >= 0 && this.splitter.isBoundary(data.subarray(lineStart, lineEnd))) return lineStart;
+      from = lineEnd;
+    }
+    return end;
+  }
+
+  /** Start of the first empty line ("\n" or "\r\n") in data[pos, end), or end. */
+  private nextEmptyLine(data: Buffer, pos: number, end: number): number {
+    // Line by line (a search for "\n\r\n" could run far past a short header section, once per part).
+    let at = pos;
+    while (at < end) {
+      if (data[at] === LF || (data[at] === CR && data[at + 1] === LF)) return at;
+      const lf = data.indexOf(LF, at);
+      if (lf < 0 || lf >= end) return end;
+      at = lf + 1;
+    }
+    return end;
   }
 
   /**
-   * A line was split (line-feeder.ts). mailsplit has read everything before
-   * it, so its current node is the one the line belongs to. Inside base64,
-   * or a multipart's preamble, the split changes nothing we extract.
+   * Header lines that neither end the section nor are boundary lines: what
+   * processLine does with each (mailsplit's HEAD state), for all at once.
+   */
+  private headerLines(lines: Buffer): void {
+    const splitter = this.splitter;
+    const node = splitter.node;
+    node.addHeaderChunk(lines);
+    if (node._headerlen > splitter.maxHeadSize) {
+      this.splitterFailed(Object.assign(new Error('Max header size for a MIME node exceeded'), { code: 'EMAXLEN' }));
+    }
+  }
+
+  /**
+   * Whole lines of the current node's body (or a multipart's preamble or
+   * epilogue), none of them a boundary line: what processLine would have
+   * returned line by line, as one span.
+   */
+  private body(span: Buffer): void {
+    const node = this.splitter.node;
+    const leaf = this.current && this.current.node === node ? this.current : undefined;
+    if (node.multipart || !node.parentNode) {
+      // 'data' lines, or a root node's body: mailsplit keeps the line ends.
+      if (leaf) this.data(leaf, span);
+      return;
+    }
+    const carry = this.carry;
+    let cut = span.length;
+    if (span[cut - 1] === LF) {
+      cut--;
+      if (cut > 0 && span[cut - 1] === CR) cut--;
+    }
+    this.carry = span.subarray(cut);
+    if (!leaf) return;
+    if (carry) this.data(leaf, carry);
+    if (cut > 0) this.data(leaf, span.subarray(0, cut));
+  }
+
+  /** One line through mailsplit (a header line, or a boundary line), with the carried line end in front. */
+  private line(line: Buffer): void {
+    const splitter = this.splitter;
+    if (this.carry) {
+      splitter.line = this.carry;
+      this.carry = undefined;
+    }
+    splitter.processLine(line, false, (err, data) => this.result(err, data, false));
+  }
+
+  /** The end: the last line (no line end), or what is carried, read with final=true (mailsplit's _flush). */
+  private flush(last: Buffer | undefined): void {
+    const carry = this.carry;
+    this.carry = undefined;
+    const line = carry && last ? Buffer.concat([carry, last]) : (carry ?? last);
+    this.splitter.line = line && line.length ? line : false;
+    this.splitter.processLine(false, true, (err, data) => this.result(err, data, true));
+  }
+
+  /** What processLine gave, as mailsplit's stream would have pushed it (one line per write, or its _flush). */
+  private result(err: unknown, data: unknown, final: boolean): void {
+    if (err) {
+      this.splitterFailed(err);
+      return;
+    }
+    if (!data) return;
+    const event = data as MimeNode | SplitterData;
+    if ((event as { type: string }).type === 'node') return this.handle(event);
+    const d = event as SplitterData;
+    if (!d.value || !d.value.length) return;
+    if (!final && d.type === 'body' && d.node.parentNode && d.value[d.value.length - 1] === LF) {
+      // As mailsplit does for a body line: its line end waits for the next line.
+      let cut = d.value.length - 1;
+      if (cut > 0 && d.value[cut - 1] === CR) cut--;
+      this.carry = d.value.subarray(cut);
+      if (cut === 0) return;
+      d.value = d.value.subarray(0, cut);
+    }
+    this.handle(d);
+  }
+
+  /**
+   * A line was split (line-feeder.ts). Every line before it has been read,
+   * so the splitter's current node is the one the line belongs to. Inside
+   * base64, or a multipart's preamble, the split changes nothing we extract.
    */
   private noteSplit(): void {
     const node = this.splitter.node;
@@ -160,44 +307,19 @@ export class MessageParser {
     if (!harmless) markLineSplit(node);
   }
 
-  private async consume(): Promise<void> {
-    try {
-      await this.readAll();
-      await this.closeCurrent();
-      this.checkContainers();
-    } catch (err) {
-      this.failed = true;
-      this.ctx.fatal(err);
-      throw err;
-    }
-  }
-
-  private async readAll(): Promise<void> {
-    try {
-      for await (const event of this.splitter) {
-        this.busy = true;
-        try {
-          await this.handle(event as MimeNode | SplitterData);
-        } catch (err) {
-          throw new InternalError(err);
-        }
-        this.busy = false;
-        this.wakeIfIdle();
-      }
-    } catch (err) {
-      if (err instanceof InternalError) throw err.cause;
-      this.splitterFailed(err);
-    }
-  }
-
-  private async handle(event: MimeNode | SplitterData): Promise<void> {
+  private handle(event: MimeNode | SplitterData): void {
     if (this.ctx.stopped) return;
     if ((event as { type: string }).type === 'node') return this.onNode(event as MimeNode);
     const { node, value } = event as SplitterData;
     // Any event of another node (a boundary line, the parent's epilogue) ends the open leaf.
-    if (this.current && this.current.node !== node) await this.closeCurrent();
+    if (this.current && this.current.node !== node) this.closeCurrent();
     const leaf = this.current;
     if (!leaf) return; // preamble, epilogue, boundary lines, parts not extracted
+    this.data(leaf, value);
+  }
+
+  private data(leaf: Leaf, value: Buffer): void {
+    if (this.ctx.stopped) return;
     this.checkSplit(leaf.node, leaf.state);
     if (leaf.kind === 'text') {
       leaf.text.write(value);
@@ -205,14 +327,14 @@ export class MessageParser {
     }
     const bytes = leaf.transfer.write(value);
     this.problem(leaf.state, leaf.transfer.problem);
-    if (bytes.length) await leaf.child.write(bytes);
+    if (bytes.length) leaf.child.write(bytes);
   }
 
-  private async onNode(node: MimeNode): Promise<void> {
-    await this.closeCurrent();
+  private onNode(node: MimeNode): void {
+    this.closeCurrent();
     const error = nodeError(node);
     if (error) throw error;
-    const parent = node.parentNode ? this.states.get(node.parentNode) : undefined;
+    const parent = node.parentNode ? this.stateOf(node.parentNode) : undefined;
     if (node.parentNode && !parent) throw new Error('mime: a MIME node arrived before its parent');
 
     const container = Boolean(node.multipart && node._boundary);
@@ -240,7 +362,11 @@ export class MessageParser {
     if (node.encoding) info.transferEncoding = node.encoding;
     if (filename) info.filename = filename;
     const state: NodeState = { info, skip: false, children: 0, reported: new Set() };
-    this.states.set(node, state);
+    // Only a node with a boundary can become a parent (mailsplit's newNode);
+    // the states of the others are dropped as the parser moves on, so memory
+    // does not grow with the number of parts.
+    if (node._boundary) this.states.set(node, state);
+    else this.lastState = { node, state };
     this.ctx.parts++;
 
     if (parent?.skip) {
@@ -318,7 +444,7 @@ export class MessageParser {
     for (const part of groups.values()) part.end();
   }
 
-  private async closeCurrent(): Promise<void> {
+  private closeCurrent(): void {
     const leaf = this.current;
     if (!leaf) return;
     this.current = undefined;
@@ -329,8 +455,12 @@ export class MessageParser {
     }
     const rest = leaf.transfer.end();
     this.problem(leaf.state, leaf.transfer.problem);
-    if (rest.length) await leaf.child.write(rest);
-    await leaf.child.end();
+    if (rest.length) leaf.child.write(rest);
+    leaf.child.end();
+  }
+
+  private stateOf(node: MimeNode): NodeState | undefined {
+    return this.states.get(node) ?? (this.lastState?.node === node ? this.lastState.state : undefined);
   }
 
   private checkSplit(node: MimeNode, state: NodeState): void {
@@ -351,7 +481,11 @@ export class MessageParser {
 
   private splitterFailed(err: unknown): void {
     this.failed = true;
-    if (this.ctx.stopped) return; // the message is unscannable already; what fails after that is noise
+    if (!this.ctx.stopped) this.reportFailure(err); // once stopped, the message is unscannable already; what fails after that is noise
+    this.closeCurrent();
+  }
+
+  private reportFailure(err: unknown): void {
     const e = (err ?? {}) as { code?: unknown; message?: unknown };
     const reason = e.code === 'EMAXLEN' ? (/child nodes/i.test(String(e.message)) ? 'too_many_parts' : 'header_size') : 'decode_error';
     if (reason === 'too_many_parts') this.ctx.stopped = true;
@@ -361,9 +495,9 @@ export class MessageParser {
   /** The node mailsplit was reading when it gave up; it may not have a path yet (its header section was too big). */
   private failingNodeInfo(): PartInfo {
     const node = this.splitter.node;
-    const known = node && this.states.get(node);
+    const known = node && this.stateOf(node);
     if (known) return known.info;
-    const parent = node && node.parentNode ? this.states.get(node.parentNode) : undefined;
+    const parent = node && node.parentNode ? this.stateOf(node.parentNode) : undefined;
     if (parent) {
       return { path: join(parent.info.path, String(parent.children + 1)), scope: parent.info.scope, contentType: UNKNOWN_TYPE, depth: parent.info.depth + 1 };
     }

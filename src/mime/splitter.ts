@@ -35,6 +35,7 @@ export interface MimeNode {
   _headerlen: number;
   headers: unknown;
   parseHeaders(): void;
+  addHeaderChunk(line: Buffer): void;
 }
 
 export interface NodeHeaders extends HeaderSection {
@@ -155,6 +156,12 @@ export class SafeSplitter extends Splitter {
   declare node: MimeNode;
   declare state: number;
   declare tree: MimeNode[];
+  /** mailsplit's partial line: prepended to the next line processLine reads. */
+  declare line: Buffer | false;
+  declare nodeCounter: number;
+  declare maxChildNodes: number;
+  declare maxHeadSize: number;
+  declare processLine: (line: Buffer | false, final: boolean, next: (err?: unknown, data?: unknown, flush?: boolean) => void) => void;
   private readonly maxAncestors: number;
 
   constructor(options: SplitterOptions) {
@@ -184,6 +191,15 @@ export class SafeSplitter extends Splitter {
    * 3 next part of the parent, 4 the parent's end.
    */
   checkBoundary(line: Buffer): number | false {
+    return this.match(line, true);
+  }
+
+  /** Would checkBoundary(line) find a boundary? The same test, without unwinding the tree. */
+  isBoundary(line: Buffer): boolean {
+    return this.match(line, false) !== false;
+  }
+
+  private match(line: Buffer, unwind: boolean): number | false {
     let start = 0;
     if (line[0] === 0x0d && line[1] === 0x0a) start = 2;
     else if (line[0] === 0x0a) start = 1;
@@ -201,13 +217,28 @@ export class SafeSplitter extends Splitter {
       const ancestor: MimeNode = child.parentNode;
       kind = ancestor._boundary ? delimiter(line, start + 2, ancestor._boundary) : false;
       if (kind) {
-        while (this.tree.length && this.tree[this.tree.length - 1] !== ancestor) this.tree.pop();
-        this.node = child;
+        if (unwind) {
+          while (this.tree.length && this.tree[this.tree.length - 1] !== ancestor) this.tree.pop();
+          this.node = child;
+        }
         return kind + 2;
       }
       child = ancestor;
     }
     return false;
+  }
+
+  /**
+   * mailsplit pushes a node from inside processLine in one case (a boundary
+   * closing a part that had only a header section). The message parser drives
+   * processLine itself, synchronously, and never reads this stream: what is
+   * pushed goes to `onPush`.
+   */
+  onPush: ((event: unknown) => void) | undefined;
+
+  override push(chunk: unknown): boolean {
+    if (this.onPush && chunk !== null) this.onPush(chunk);
+    return true;
   }
 
   /** Called by mailsplit for every node, the first one from its constructor. */
@@ -219,5 +250,10 @@ export class SafeSplitter extends Splitter {
   /** mailsplit's parser state: reading a node's header section. */
   get inHeaders(): boolean {
     return this.state === 0x01;
+  }
+
+  /** mailsplit's parser state: reading a node's body (or a multipart's preamble/epilogue). */
+  get inBody(): boolean {
+    return this.state === 0x02;
   }
 }

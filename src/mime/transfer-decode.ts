@@ -56,24 +56,50 @@ export class Base64Decoder implements ByteDecoder {
 
   write(input: Buffer): Buffer {
     const out = Buffer.allocUnsafe(Math.ceil((input.length + 3) / 4) * 3);
+    const len = input.length;
     let o = 0;
-    for (let i = 0; i < input.length; i++) {
-      const v = B64[input[i]];
+    let acc = this.acc;
+    let count = this.count;
+    let i = 0;
+    while (i < len) {
+      if (count === 0 && i + 4 <= len) {
+        // The bulk: a whole quantum of four alphabet characters (any other byte has a negative entry).
+        const a = B64[input[i]];
+        const b = B64[input[i + 1]];
+        const c = B64[input[i + 2]];
+        const d = B64[input[i + 3]];
+        if ((a | b | c | d) >= 0) {
+          const q = (a << 18) | (b << 12) | (c << 6) | d;
+          out[o] = q >> 16;
+          out[o + 1] = (q >> 8) & 0xff;
+          out[o + 2] = q & 0xff;
+          o += 3;
+          i += 4;
+          continue;
+        }
+      }
+      const v = B64[input[i++]];
       if (v >= 0) {
-        this.acc = (this.acc << 6) | v;
-        if (++this.count === 4) {
-          out[o++] = (this.acc >> 16) & 0xff;
-          out[o++] = (this.acc >> 8) & 0xff;
-          out[o++] = this.acc & 0xff;
-          this.acc = 0;
-          this.count = 0;
+        acc = (acc << 6) | v;
+        if (++count === 4) {
+          out[o++] = (acc >> 16) & 0xff;
+          out[o++] = (acc >> 8) & 0xff;
+          out[o++] = acc & 0xff;
+          acc = 0;
+          count = 0;
         }
       } else if (v === B64_PAD) {
+        this.acc = acc;
+        this.count = count;
         o = this.flushQuantum(out, o);
+        acc = 0;
+        count = 0;
       } else if (v === B64_INVALID) {
         this.problem = 'bad_base64';
       }
     }
+    this.acc = acc;
+    this.count = count;
     return out.subarray(0, o);
   }
 
@@ -125,12 +151,18 @@ export class QuotedPrintableDecoder implements ByteDecoder {
     const out = Buffer.allocUnsafe(input.length + QP_MAX_BLANKS + 3);
     let o = 0;
     for (let i = 0; i < input.length; i++) {
+      if (this.state === QP_TEXT) {
+        // The bulk: a run of literal bytes up to the next "=", copied at once.
+        let eq = input.indexOf(0x3d, i);
+        if (eq < 0) eq = input.length;
+        if (eq > i) o += input.copy(out, o, i, eq);
+        if (eq === input.length) break;
+        this.state = QP_EQ;
+        i = eq;
+        continue;
+      }
       const c = input[i];
       switch (this.state) {
-        case QP_TEXT:
-          if (c === 0x3d) this.state = QP_EQ;
-          else out[o++] = c;
-          break;
         case QP_EQ: {
           const h = hexValue(c);
           if (h >= 0) {

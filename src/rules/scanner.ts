@@ -15,6 +15,11 @@
 import type { CompiledRule, CompiledRules, Scope } from './compile';
 
 const WINDOW = 256 * 1024;
+/** Matches found with exec in one window before the rest are found in bulk (runRuleBulk). */
+const EXEC_BEFORE_BULK = 8;
+const MARK_START = 0x01;
+const MARK_END = 0x02;
+const MARKS = '\x01$&\x02';
 
 export interface Match {
   rule: CompiledRule;
@@ -93,7 +98,8 @@ export class PartScanner {
     const re = rule.re;
     const minStart = this.reportedUpTo - this.base;
     re.lastIndex = Math.max(0, minStart - rule.maxLength);
-    for (;;) {
+    for (let found = 0; ; found++) {
+      if (found === EXEC_BEFORE_BULK && rule.group === 0 && this.runRuleBulk(rule, buf, limit, minStart, re.lastIndex)) return;
       const m = re.exec(buf) as (Buffer[] & { index: number }) | null;
       if (!m) break;
       const whole = m[0];
@@ -108,6 +114,47 @@ export class PartScanner {
       const end = start + value.length;
       if (this.accept(rule, buf, start, end, value.toString('utf8'))) this.onMatch({ rule, start: this.base + start, end: this.base + end });
     }
+  }
+
+  /**
+   * The rest of runRule's exec loop, from `from` on, when a window is dense
+   * with matches: node-re2 builds a result object per exec (~1.5 µs), so all
+   * the matches are marked in one native replace instead ("\x01$&\x02";
+   * those bytes must not occur in the window) and read back from the marks.
+   * replace walks the matches from offset 0 exactly as exec does from its
+   * lastIndex (leftmost-first, next search at the match end), so the matches
+   * at or after `from` are the exec loop's, unless one straddles `from` or a
+   * match is empty (exec and replace step past those differently): then
+   * false, and the exec loop carries on. Only for rules whose value is the
+   * whole match (group 0).
+   */
+  private runRuleBulk(rule: CompiledRule, buf: Buffer, limit: number, minStart: number, from: number): boolean {
+    if (buf.indexOf(MARK_START) >= 0 || buf.indexOf(MARK_END) >= 0) return false;
+    const re = rule.re;
+    const marked = re.replace(buf, MARKS) as Buffer;
+    re.lastIndex = from; // replace resets it; the exec loop may need it back
+    // First pass: where each match is, checked before anything is reported.
+    const spans: number[] = [];
+    let shift = 0;
+    for (let at = marked.indexOf(MARK_START); at >= 0; at = marked.indexOf(MARK_START, at + 1)) {
+      const close = marked.indexOf(MARK_END, at + 1);
+      if (close < 0 || close === at + 1) return false; // an empty match
+      const start = at - shift;
+      const end = close - 1 - shift;
+      shift += 2;
+      at = close;
+      if (end <= from) continue;
+      if (start < from) return false; // straddles where the exec loop stands
+      if (start >= limit) break;
+      spans.push(start, end);
+    }
+    for (let i = 0; i < spans.length; i += 2) {
+      const start = spans[i];
+      const end = spans[i + 1];
+      if (start < minStart) continue;
+      if (this.accept(rule, buf, start, end, buf.toString('utf8', start, end))) this.onMatch({ rule, start: this.base + start, end: this.base + end });
+    }
+    return true;
   }
 
   private accept(rule: CompiledRule, buf: Buffer, start: number, end: number, value: string): boolean {
