@@ -17,6 +17,7 @@ import { splitFields, fieldText } from '../../src/headers/fields';
 import type { HeaderPolicy, RuleSet } from '../../src/rules/types';
 import type { Config } from '../../src/config/load';
 import { runChunked } from '../helpers/chunks';
+import { xorshift32 } from '../helpers/prng';
 
 const ps = new Pseudonymiser(Buffer.alloc(32, 7));
 const NETWORKS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
@@ -323,17 +324,7 @@ describe('stage Transform', () => {
 });
 
 /* xorshift32: tiny, seedable, good enough to shake a parser. */
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+const xorshift = (seed: number) => xorshift32(seed);
 
 describe('fuzz', () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 0xffffffff);

@@ -27,6 +27,7 @@ import type { MessageContext } from '../../src/pipeline/context';
 import type { RuleSet } from '../../src/rules/types';
 import { scan, redacted, ruleSetFromYaml, everyDetectorRedacts } from '../helpers/dlp';
 import { REPO_ROOT, TEST_DIR } from '../helpers/paths';
+import { xorshift32 } from '../helpers/prng';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1e6) >>> 0;
 const ROUNDS = Number(process.env.FUZZ_ROUNDS ?? 800);
@@ -36,17 +37,7 @@ const TRACE = process.env.FUZZ_TRACE === '1';
 const CALL_TIMEOUT_MS = 10_000;
 
 /** xorshift32 */
-function rng(seed: number): () => number {
-  let x = seed || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+const rng = (seed: number) => xorshift32(seed);
 
 interface Base {
   name: string;

@@ -16,22 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_DIR } from '../helpers/paths';
 import { extractText } from '../helpers/text-sink';
+import { xorshift32 } from '../helpers/prng';
 
 const ROUNDS = Number(process.env.MIME_FUZZ_ROUNDS ?? 150);
 const SEED = Number(process.env.MIME_FUZZ_SEED ?? 0x5eed1234) >>> 0;
 
 /** xorshift32: small, seedable, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let x = seed || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+const rng = (seed: number) => xorshift32(seed, 1);
 
 const INTERESTING = ['\r', '\n', '\r\n', '-', '--', '=', '=\r\n', '<', '&', '&#', '>', ';', '\0', ' ', '"', '?=', '=?utf-8?B?', '<!--', '-->', 'Content-Type: multipart/mixed; boundary=', 'Content-Transfer-Encoding: base64\r\n'];
 
