@@ -10,7 +10,10 @@
  *    with counts, quarantine/retention.ts);
  *  - mailveil_quarantine_messages follows the store: set from count() at
  *    start, after each purge, and every QUARANTINE_GAUGE_REFRESH_MS (a CLI
- *    release or delete runs in another process).
+ *    release or delete runs in another process);
+ *  - the admin API (admin/server.ts) on `admin`: checked first (a
+ *    non-loopback address without admin_tls refuses the start), started
+ *    before the SMTP listener, closed on drain once the SMTP side is done.
  */
 import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
@@ -28,6 +31,8 @@ import { QuarantineStore } from './quarantine/store';
 import { AuditLog } from './audit/log';
 import { purgeExpired, RETENTION_INTERVAL_MS, SERVICE_ACTOR } from './quarantine/retention';
 import { createSmtpServer } from './smtp/server';
+import { checkAdminBind, describeAdmin, startAdminServer, type AdminServer } from './admin/server';
+import { cleanExports } from './admin/routes';
 import { cleanStaleSpool } from './pipeline/spool';
 import { describePipeline } from './pipeline/order';
 import type { Runtime } from './runtime';
@@ -48,6 +53,7 @@ export class Service {
   private ruleSet: RuleSet;
   private smtp?: SMTPServer;
   private ops?: Server;
+  private admin?: AdminServer;
   private watcher?: FSWatcher;
   private reloadTimer?: NodeJS.Timeout;
   private listening = false;
@@ -91,6 +97,8 @@ export class Service {
 
   async start(): Promise<void> {
     const { config, log } = this.rt;
+    // Before anything listens: an admin API beyond loopback needs TLS (MV_CONFIG, exit 1).
+    checkAdminBind(config);
     const stale = cleanStaleSpool(config.state_dir);
     if (stale) log.warn({ event: 'spool_cleanup', files: stale }, 'removed unreadable spool files left by an earlier process');
     const partial = await this.rt.quarantine.recover();
@@ -102,6 +110,26 @@ export class Service {
         detail: { listening: this.listening, draining: this.rt.draining, rules: this.ruleSet.rules.length, rules_loaded_at: this.ruleSet.loadedAt },
       }),
     });
+    const exports = await cleanExports(config.state_dir);
+    if (exports) log.warn({ event: 'admin_exports_cleanup', files: exports }, 'removed subject-access archives left by an earlier process');
+    this.admin = await startAdminServer({
+      config,
+      store: this.rt.quarantine,
+      audit: this.rt.audit,
+      log,
+      rules: () => this.ruleSet,
+      now: this.now,
+      onQuarantineChange: (remaining) => {
+        if (remaining !== undefined) this.rt.metrics.quarantineMessages.set(remaining);
+        else
+          this.rt.quarantine.count().then(
+            (n) => this.rt.metrics.quarantineMessages.set(n),
+            () => undefined,
+          );
+      },
+    });
+    if (this.admin.tokenCreated) log.info({ event: 'admin_token', file: this.admin.tokenFile }, 'created the admin API token (mode 0600)');
+    if (this.admin.tokenTightened) log.warn({ event: 'admin_token', file: this.admin.tokenFile }, 'the admin API token was readable by others; set it to mode 0600');
     const { server } = createSmtpServer(this.rt);
     this.smtp = server;
     await new Promise<void>((resolve, reject) => {
@@ -120,6 +148,7 @@ export class Service {
         listen: formatEndpoint(config.listen),
         next_hop: formatEndpoint(config.next_hop),
         metrics: formatEndpoint(config.metrics),
+        admin: describeAdmin(config.admin, Boolean(config.admin_tls)),
         rules: this.ruleSet.files.length,
         pipeline: describePipeline(),
       },
@@ -176,6 +205,8 @@ export class Service {
     this.listening = false;
     await this.purging;
     this.rt.pool.close();
+    await this.admin?.close();
+    this.admin?.server.closeAllConnections();
     await new Promise<void>((resolve) => (this.ops ? this.ops.close(() => resolve()) : resolve()));
     this.ops?.closeAllConnections();
     log.info({ event: 'drain', result: 'done' }, 'drained');

@@ -37,6 +37,8 @@ export interface Config {
   timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_data: number; client_idle: number; drain: number };
   next_hop_pool: { max_idle: number; idle_timeout: number };
   inbound_tls?: { cert: string; key: string };
+  /** TLS for the admin API (paths resolved like inbound_tls). */
+  admin_tls?: { cert: string; key: string };
   /** Retention in milliseconds. */
   quarantine: { retention: number };
   audit: { retention: number };
@@ -132,6 +134,9 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   if (cfg.limits.max_message_size < 1024) throw new ConfigError(`${where}: limits.max_message_size: must be at least 1KiB`);
   // A header can never be larger than the message that holds it.
   cfg.limits.max_header_size = Math.min(cfg.limits.max_header_size, cfg.limits.max_message_size);
+  if (cfg.admin_tls) {
+    cfg.admin_tls = { cert: resolve(base, cfg.admin_tls.cert), key: resolve(base, cfg.admin_tls.key) };
+  }
   if (cfg.inbound_tls) {
     cfg.inbound_tls = { cert: resolve(base, cfg.inbound_tls.cert), key: resolve(base, cfg.inbound_tls.key) };
   }

@@ -86,6 +86,16 @@ export const configSchema = {
         retention: { ...duration, default: '180d' },
       },
     },
+    /** TLS for the admin API; required when `admin` is not a loopback address. */
+    admin_tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: {
+        cert: { type: 'string', minLength: 1 },
+        key: { type: 'string', minLength: 1 },
+      },
+    },
     inbound_tls: {
       type: 'object',
       additionalProperties: false,
