@@ -36,6 +36,7 @@ import { cleanExports } from './admin/routes';
 import { cleanStaleSpool } from './pipeline/spool';
 import { describePipeline } from './pipeline/order';
 import type { Runtime } from './runtime';
+import { nextHopOptions } from './smtp/next-hop';
 
 const RELOAD_DEBOUNCE_MS = 200;
 const DRAIN_POLL_MS = 50;
@@ -78,14 +79,7 @@ export class Service {
       metrics,
       log,
       pool: new NextHopPool(
-        {
-          host: config.next_hop.host,
-          port: config.next_hop.port,
-          helo: config.hostname,
-          connectTimeout: config.timeouts.next_hop_connect,
-          commandTimeout: config.timeouts.next_hop_command,
-          dataTimeout: config.timeouts.next_hop_data,
-        },
+        nextHopOptions(config),
         config.next_hop_pool.max_idle,
         config.next_hop_pool.idle_timeout,
       ),

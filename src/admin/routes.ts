@@ -35,7 +35,7 @@ import { parseDuration } from '../config/duration';
 import type { Config } from '../config/load';
 import type { Logger } from '../observability/log';
 import { isQuarantineError } from '../quarantine/errors';
-import { collectHeader, headerView } from '../quarantine/header-view';
+import { entryView } from '../quarantine/header-view';
 import { currentKeyId, listKeyIds, rotateKey } from '../quarantine/keys';
 import { ENTRY_ID_RE } from '../quarantine/meta';
 import { purgeExpired } from '../quarantine/retention';
@@ -51,6 +51,7 @@ import { SUBJECT_KIND } from '../sar/subjects';
 import { formatReply } from '../smtp/reply';
 import { HttpError, readJsonBody, sendJson } from './http';
 import { ADMIN_TOKEN_NAME } from './token';
+import { nextHopOptions } from '../smtp/next-hop';
 
 export interface AdminContext {
   config: Config;
@@ -176,26 +177,7 @@ async function list(ctx: AdminContext, res: ServerResponse, url: URL): Promise<v
 async function show(ctx: AdminContext, res: ServerResponse, id: string): Promise<void> {
   const { store, config } = ctx;
   try {
-    const meta = await store.readMeta(id);
-    const keyId = await store.keyIdOf(id);
-    const { header, truncated } = await collectHeader(store.readMessage(id), config.limits.max_header_size);
-    const rules = meta.findings.some((f) => f.part === '0') ? ctx.rules().rules : undefined;
-    const view = headerView(header, meta.findings, rules, truncated);
-    sendJson(res, 200, {
-      id: meta.id,
-      receivedAt: meta.receivedAt,
-      size: meta.size,
-      verdict: meta.verdict,
-      rules: meta.rules,
-      reasons: meta.reasons,
-      from: meta.from,
-      rcpts: meta.rcpts,
-      keyId,
-      findings: meta.findings,
-      headers: view.text,
-      masked: view.masked,
-      headersTruncated: view.truncated,
-    });
+    sendJson(res, 200, await entryView(store, id, config.limits.max_header_size, () => ctx.rules().rules));
   } catch (err) {
     toHttp(err);
   }
@@ -211,14 +193,7 @@ async function release(ctx: AdminContext, res: ServerResponse, id: string): Prom
         store,
         audit,
         actor: ACTOR,
-        nextHop: {
-          host: config.next_hop.host,
-          port: config.next_hop.port,
-          helo: config.hostname,
-          connectTimeout: config.timeouts.next_hop_connect,
-          commandTimeout: config.timeouts.next_hop_command,
-          dataTimeout: config.timeouts.next_hop_data,
-        },
+        nextHop: nextHopOptions(config),
       },
       id,
     );

@@ -28,13 +28,13 @@ import { parseDuration } from '../config/duration';
 import { formatEndpoint } from '../config/address';
 import { QuarantineStore, type QuarantineSummary } from '../quarantine/store';
 import { isQuarantineError } from '../quarantine/errors';
-import { collectHeader, headerView } from '../quarantine/header-view';
+import { entryView } from '../quarantine/header-view';
 import { purgeExpired, type PurgeResult } from '../quarantine/retention';
 import { releaseEntry, ReleaseError } from '../release/release';
 import { loadRuleSet } from '../rules/load';
-import type { RuleDefinition } from '../rules/types';
 import { formatReply } from '../smtp/reply';
 import { UserError } from './main';
+import { nextHopOptions } from '../smtp/next-hop';
 
 interface CommonOpts {
   json?: boolean;
@@ -107,33 +107,13 @@ export function registerQuarantine(program: Command): void {
     .action(async (id: string, o: CommonOpts & { rules?: string }) => {
       const { config, store } = open(o);
       await userErrors(async () => {
-        const meta = await store.readMeta(id);
-        const keyId = await store.keyIdOf(id);
-        const { header, truncated } = await collectHeader(store.readMessage(id), config.limits.max_header_size);
-        let rules: RuleDefinition[] | undefined;
-        if (meta.findings.some((f) => f.part === '0')) {
+        const json = await entryView(store, id, config.limits.max_header_size, () => {
           try {
-            rules = loadRuleSet(config.rules_dir).rules;
+            return loadRuleSet(config.rules_dir).rules;
           } catch {
-            rules = undefined; // header fields with findings are then masked whole
+            return undefined; // header fields with findings are then masked whole
           }
-        }
-        const view = headerView(header, meta.findings, rules, truncated);
-        const json = {
-          id: meta.id,
-          receivedAt: meta.receivedAt,
-          size: meta.size,
-          verdict: meta.verdict,
-          rules: meta.rules,
-          reasons: meta.reasons,
-          from: meta.from,
-          rcpts: meta.rcpts,
-          keyId,
-          findings: meta.findings,
-          headers: view.text,
-          masked: view.masked,
-          headersTruncated: view.truncated,
-        };
+        });
         print(o, json, formatShow(json));
       });
     });
@@ -150,14 +130,7 @@ export function registerQuarantine(program: Command): void {
             store,
             audit,
             actor: osActor(),
-            nextHop: {
-              host: config.next_hop.host,
-              port: config.next_hop.port,
-              helo: config.hostname,
-              connectTimeout: config.timeouts.next_hop_connect,
-              commandTimeout: config.timeouts.next_hop_command,
-              dataTimeout: config.timeouts.next_hop_data,
-            },
+            nextHop: nextHopOptions(config),
           },
           id,
         ),

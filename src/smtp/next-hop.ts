@@ -44,6 +44,22 @@ export interface NextHopOptions {
   dataTimeout: number;
 }
 
+/** The connection settings for the configured next hop, in one place for serve, release and the API. */
+export function nextHopOptions(config: {
+  next_hop: { host: string; port: number };
+  hostname: string;
+  timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_data: number };
+}): NextHopOptions {
+  return {
+    host: config.next_hop.host,
+    port: config.next_hop.port,
+    helo: config.hostname,
+    connectTimeout: config.timeouts.next_hop_connect,
+    commandTimeout: config.timeouts.next_hop_command,
+    dataTimeout: config.timeouts.next_hop_data,
+  };
+}
+
 interface Waiter {
   resolve(r: Reply): void;
   reject(e: Error): void;
