@@ -52,6 +52,7 @@ import { formatReply } from '../smtp/reply';
 import { HttpError, readJsonBody, sendJson } from './http';
 import { ADMIN_TOKEN_NAME } from './token';
 import { nextHopOptions } from '../smtp/next-hop';
+import { deleteEntry } from '../quarantine/delete';
 
 export interface AdminContext {
   config: Config;
@@ -210,19 +211,7 @@ async function release(ctx: AdminContext, res: ServerResponse, id: string): Prom
 async function remove(ctx: AdminContext, res: ServerResponse, id: string): Promise<void> {
   const { store, audit } = ctx;
   try {
-    // As the CLI: subjects and rules from the metadata; an unreadable entry can still be deleted.
-    const meta = await store.readMeta(id).catch((err) => {
-      if (isQuarantineError(err, 'MV_QUARANTINE_NOT_FOUND') || isQuarantineError(err, 'MV_QUARANTINE_BAD_ID')) throw err;
-      return undefined;
-    });
-    await store.delete(id);
-    await audit.append({
-      event: 'delete',
-      actor: ACTOR,
-      id,
-      ...(meta ? { subjects: meta.subjects } : {}),
-      details: meta ? { rules: meta.rules, size: meta.size, verdict: meta.verdict } : { unreadable: true },
-    });
+    await deleteEntry(store, audit, ACTOR, id);
   } catch (err) {
     toHttp(err);
   }

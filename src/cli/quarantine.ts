@@ -35,6 +35,7 @@ import { loadRuleSet } from '../rules/load';
 import { formatReply } from '../smtp/reply';
 import { UserError } from './main';
 import { nextHopOptions } from '../smtp/next-hop';
+import { deleteEntry } from '../quarantine/delete';
 
 interface CommonOpts {
   json?: boolean;
@@ -145,19 +146,7 @@ export function registerQuarantine(program: Command): void {
     .action(async (id: string, o: CommonOpts) => {
       const { store, audit } = open(o);
       await userErrors(async () => {
-        // Subjects and rules come from the metadata; an unreadable entry can still be deleted.
-        const meta = await store.readMeta(id).catch((err) => {
-          if (isQuarantineError(err, 'MV_QUARANTINE_NOT_FOUND') || isQuarantineError(err, 'MV_QUARANTINE_BAD_ID')) throw err;
-          return undefined;
-        });
-        await store.delete(id);
-        await audit.append({
-          event: 'delete',
-          actor: osActor(),
-          id,
-          ...(meta ? { subjects: meta.subjects } : {}),
-          details: meta ? { rules: meta.rules, size: meta.size, verdict: meta.verdict } : { unreadable: true },
-        });
+        await deleteEntry(store, audit, osActor(), id);
       });
       print(o, { id, deleted: true }, `deleted ${id}`);
     });

@@ -10,12 +10,12 @@
  * non-loopback admin address without TLS (exit 1, one line).
  * Tests run in order and share one mailveil.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { findTool, startSink, systemSkipReason, type Sink } from '../helpers/sink';
@@ -24,20 +24,10 @@ import { sendOne, type ClientReply } from '../helpers/smtp-client';
 import { BIN, REPO_ROOT } from '../helpers/paths';
 import { freePort } from '../helpers/ports';
 import { auditDir, type AuditEvent } from '../../src/audit/log';
+import { cleanupAfter } from '../helpers/cleanup';
 
 const skip = systemSkipReason(['smtp-sink']);
-const running: { stop(): Promise<unknown> }[] = [];
-const tempDirs: string[] = [];
-after(async () => {
-  for (const r of running.splice(0).reverse()) await r.stop().catch(() => undefined);
-  if (process.env.MAILVEIL_TEST_KEEP !== '1') for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
+const { running, tempDir } = cleanupAfter();
 
 const RULES = `rules:
   - id: t-hold

@@ -16,31 +16,21 @@
  * Known gaps are `todo` tests that say what is wrong: they fail today and
  * keep the suite green until the code is fixed.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+
 import { join } from 'node:path';
 import { startSink, systemSkipReason, type Sink, type SinkMessage } from '../helpers/sink';
 import { startMailveil, type Mailveil, type LogLine } from '../helpers/mailveil';
 import { sendOne, type ClientReply } from '../helpers/smtp-client';
 import { BIN, REPO_ROOT } from '../helpers/paths';
 import { sleep, waitFor } from '../helpers/ports';
+import { cleanupAfter } from '../helpers/cleanup';
 
 const skip = systemSkipReason(['smtp-sink']);
-const running: { stop(): Promise<unknown> }[] = [];
-const tempDirs: string[] = [];
-after(async () => {
-  for (const r of running.splice(0).reverse()) await r.stop().catch(() => undefined);
-  if (process.env.MAILVEIL_TEST_KEEP !== '1') for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
+const { running, tempDir } = cleanupAfter();
 
 // ---- the rule set under test ------------------------------------------------
 

@@ -14,11 +14,11 @@
  *    a matched value in clear.
  * Tests run in order and share one sink and one mailveil.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { startSink, systemSkipReason, type Sink } from '../helpers/sink';
 import { startMailveil, type Mailveil } from '../helpers/mailveil';
@@ -27,20 +27,10 @@ import { BIN, REPO_ROOT } from '../helpers/paths';
 import { freePort, sleep, waitFor } from '../helpers/ports';
 import { QuarantineStore } from '../../src/quarantine/store';
 import { auditDir, type AuditEvent } from '../../src/audit/log';
+import { cleanupAfter } from '../helpers/cleanup';
 
 const skip = systemSkipReason(['smtp-sink']);
-const running: { stop(): Promise<unknown> }[] = [];
-const tempDirs: string[] = [];
-after(async () => {
-  for (const r of running.splice(0).reverse()) await r.stop().catch(() => undefined);
-  if (process.env.MAILVEIL_TEST_KEEP !== '1') for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
+const { running, tempDir } = cleanupAfter();
 
 const RULES = `rules:
   - id: t-hold
