@@ -9,7 +9,6 @@
  * regex applied one after another with V8 RegExp over the raw message text
  * (no decoding at all, so it sees less than mailveil does).
  */
-import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load';
 import { loadRuleSet } from '../src/rules/load';
@@ -104,7 +103,7 @@ export const bench: BenchModule = {
       hits = 0;
       for (const m of msgs) {
         const ctx = newContext('B', config, rules, key);
-        await analyse(ctx, Readable.from([m], { objectMode: false }));
+        await analyse(ctx, [m]);
         hits += ctx.findings.reduce((n, f) => n + f.count, 0);
       }
     };

@@ -14,7 +14,9 @@
  * (unscannable / notExtracted), never a stream error; the stream errors only
  * on an internal bug (including an exception thrown by the sink).
  * Parsing is synchronous: a chunk is parsed, and every sink call it makes is
- * done, before its write callback (see message-parser.ts).
+ * done, before write() returns (see message-parser.ts). TextExtraction is
+ * that synchronous core, for pass 1 (which drives it without a stream of its
+ * own); MimeTextExtractor wraps it as a pass-through Transform.
  * Limits: ExtractLimits, plus MAX_LINE (line-feeder.ts), MAX_MIME_FIELD
  * (splitter.ts) and MAX_HIDDEN_TEXT (html-text.ts). Memory is bounded: no part
  * is ever buffered whole.
@@ -37,22 +39,43 @@ function checkLimits(limits: ExtractLimits): void {
   }
 }
 
-export class MimeTextExtractor extends Transform {
+/** The message's bytes in, in any chunking; the sink hears about every part before write() or end() returns. An exception is an internal bug (or the sink's). */
+export class TextExtraction {
   private readonly root: MessageParser;
   private readonly ctx: ParseContext;
 
   constructor(sink: TextSink, limits: ExtractLimits) {
-    super();
     checkLimits(limits);
     this.ctx = { sink, limits, parts: 0, stopped: false };
     this.root = new MessageParser(this.ctx, { path: '', depth: 0, attachment: false });
   }
 
+  write(chunk: Buffer): void {
+    this.root.write(chunk);
+  }
+
+  end(): void {
+    this.root.end();
+  }
+
+  /** Given up on: the sink hears nothing more that matters. */
+  stop(): void {
+    this.ctx.stopped = true;
+  }
+}
+
+export class MimeTextExtractor extends Transform {
+  private readonly extraction: TextExtraction;
+
+  constructor(sink: TextSink, limits: ExtractLimits) {
+    super();
+    this.extraction = new TextExtraction(sink, limits);
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.push(chunk);
-    // Parsing is synchronous (message-parser.ts); an exception is an internal bug (or the sink's).
     try {
-      this.root.write(chunk);
+      this.extraction.write(chunk);
     } catch (err) {
       callback(asError(err));
       return;
@@ -62,7 +85,7 @@ export class MimeTextExtractor extends Transform {
 
   override _flush(callback: TransformCallback): void {
     try {
-      this.root.end();
+      this.extraction.end();
     } catch (err) {
       callback(asError(err));
       return;
@@ -70,9 +93,9 @@ export class MimeTextExtractor extends Transform {
     callback();
   }
 
-  /** Torn down (an error, or the pipeline gave up): stop parsing, the sink hears nothing more that matters. */
+  /** Torn down (an error, or the pipeline gave up): stop parsing. */
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    this.ctx.stopped = true;
+    this.extraction.stop();
     callback(err);
   }
 }

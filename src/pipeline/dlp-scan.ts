@@ -1,14 +1,13 @@
 /*
- * Pass 1 analyzer: DLP detection. The raw bytes pass through untouched; a
- * MimeTextExtractor decodes every part (transfer encoding, charset, HTML,
- * RFC 2047, nested messages) and a PartScanner per part runs the rules over
- * the decoded text as it arrives. What is recorded is detector, count, part
+ * Pass 1 analyzer: DLP detection. A TextExtraction decodes every part
+ * (transfer encoding, charset, HTML, RFC 2047, nested messages) and a
+ * PartScanner per part runs the rules over the decoded text as it arrives. What is recorded is detector, count, part
  * and offset: never the value (guarantee 6).
  *
  * Content that could not be decoded, or hit a limit, is marked unscannable
  * (guarantee 5); parts that are not text are counted as not extracted.
  */
-import { MimeTextExtractor, type PartInfo, type TextSink } from '../mime/extract';
+import { TextExtraction, type PartInfo, type TextSink } from '../mime/extract';
 import { PartScanner } from '../rules/scanner';
 import type { Analyzer } from './stage';
 import type { MessageContext } from './context';
@@ -65,7 +64,7 @@ export const dlpScan: Analyzer = {
   kind: 'analyzer',
   create(ctx) {
     const { limits } = ctx.config;
-    return new MimeTextExtractor(new ScanSink(ctx), {
+    return new TextExtraction(new ScanSink(ctx), {
       maxMimeDepth: limits.max_mime_depth,
       maxParts: limits.max_parts,
       maxHeaderSize: limits.max_header_size,

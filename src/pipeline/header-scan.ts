@@ -3,22 +3,19 @@
  * the message unscannable when the section exceeds limits.max_header_size,
  * because pass 2 could then not see the whole header to anonymise it.
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import { HeaderEndFinder } from './header-block';
-import type { Analyzer } from './stage';
+import type { Analyzer, ByteAnalysis } from './stage';
 import type { MessageContext } from './context';
 
 export const HEADER_SIZE_REASON = 'header_size';
 
-class HeaderScan extends Transform {
+class HeaderScan implements ByteAnalysis {
   private readonly finder = new HeaderEndFinder();
   private done = false;
 
-  constructor(private readonly ctx: MessageContext) {
-    super();
-  }
+  constructor(private readonly ctx: MessageContext) {}
 
-  _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  write(chunk: Buffer): void {
     if (!this.done) {
       const end = this.finder.feed(chunk);
       this.ctx.headerBytes += end < 0 ? chunk.length : end;
@@ -28,8 +25,9 @@ class HeaderScan extends Transform {
         this.done = true;
       }
     }
-    cb(null, chunk);
   }
+
+  end(): void {}
 }
 
 export const headerScan: Analyzer = {

@@ -1,13 +1,16 @@
 /*
  * Runs the stages of PIPELINE for one message. Each pass is one
  * stream.pipeline() so an error anywhere tears the whole pass down and
- * reaches the caller; nothing forwards errors by hand. Time spent inside each
- * stage's transform is accumulated per stage for the stage_duration metric.
+ * reaches the caller; nothing forwards errors by hand. Pass 1's analyzers are
+ * synchronous and share one pass-through Transform (stage.ts says why). Time
+ * spent inside each stage is accumulated per stage for the stage_duration
+ * metric.
  */
 import { pipeline } from 'node:stream/promises';
-import { pipeline as pipelineCb, Writable, type Readable, type Transform } from 'node:stream';
+import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { PIPELINE } from './order';
 import type { MessageContext } from './context';
+import type { ByteAnalysis } from './stage';
 import type { Spool } from './spool';
 
 export type StageTimings = Map<string, number>;
@@ -39,17 +42,75 @@ function timed(stream: Transform, name: string, timings: StageTimings): Transfor
   return stream;
 }
 
-/** Pass 1: the client's bytes through every analyzer into the spool. */
-export async function runPass1(ctx: MessageContext, input: Readable, spool: Spool, timings: StageTimings): Promise<void> {
-  const stages = PIPELINE.pass1.map((s) => timed(s.create(ctx), s.name, timings));
-  await pipeline([input, ...stages, spool] as unknown as NodeJS.ReadWriteStream[]);
+/** Every analyzer of pass 1 over the same bytes, in PIPELINE order. */
+class Analysis implements ByteAnalysis {
+  private readonly stages: { name: string; run: ByteAnalysis; ns: bigint }[];
+
+  constructor(
+    ctx: MessageContext,
+    private readonly timings: StageTimings,
+  ) {
+    this.stages = PIPELINE.pass1.map((s) => ({ name: s.name, run: s.create(ctx), ns: 0n }));
+  }
+
+  write(chunk: Buffer): void {
+    for (const s of this.stages) {
+      const start = process.hrtime.bigint();
+      s.run.write(chunk);
+      s.ns += process.hrtime.bigint() - start;
+    }
+  }
+
+  end(): void {
+    for (const s of this.stages) {
+      const start = process.hrtime.bigint();
+      s.run.end();
+      s.ns += process.hrtime.bigint() - start;
+      this.timings.set(s.name, (this.timings.get(s.name) ?? 0) + Number(s.ns) / 1e9);
+    }
+  }
 }
 
-/** Pass 1 and decide without a spool, for `mailveil rules test`: nothing is kept. */
-export async function analyse(ctx: MessageContext, input: Readable, timings: StageTimings = new Map()): Promise<void> {
-  const stages = PIPELINE.pass1.map((s) => timed(s.create(ctx), s.name, timings));
-  const sink = new Writable({ write: (chunk: Buffer, _e, cb) => ((ctx.size += chunk.length), cb()) });
-  await pipeline([input, ...stages, sink] as unknown as NodeJS.ReadWriteStream[]);
+/** A pass-through Transform that shows every byte to `analysis`. */
+export class AnalysisStream extends Transform {
+  constructor(private readonly analysis: ByteAnalysis) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.analysis.write(chunk);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.analysis.end();
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    cb();
+  }
+}
+
+/** Pass 1: the client's bytes through every analyzer into the spool. */
+export async function runPass1(ctx: MessageContext, input: Readable, spool: Spool, timings: StageTimings): Promise<void> {
+  await pipeline(input, new AnalysisStream(new Analysis(ctx, timings)), spool);
+}
+
+/** Pass 1 and decide without a spool (`mailveil rules test`, the scan benchmark): nothing is kept. */
+export async function analyse(ctx: MessageContext, input: Iterable<Buffer> | AsyncIterable<Buffer>, timings: StageTimings = new Map()): Promise<void> {
+  const analysis = new Analysis(ctx, timings);
+  for await (const chunk of input) {
+    ctx.size += chunk.length;
+    analysis.write(chunk);
+  }
+  analysis.end();
   runDecide(ctx, timings);
 }
 
