@@ -61,7 +61,8 @@ export function validateSteuerId(s: string): boolean {
 export const deSteuerId: Detector = {
   name: 'de_steuer_id',
   description: 'German Steuer-ID (IdNr): 11 digits, digit-repetition rule, ISO 7064 MOD 11,10; needs a keyword',
-  pattern: '\\b[1-9]\\d(?: ?\\d{3}){3}\\b',
+  // Only the two formats validate accepts: a looser pattern (any of the three spaces optional) woke this rule up on every table of numbers.
+  pattern: '\\b[1-9]\\d(?:\\d{9}|(?: \\d{3}){3})\\b',
   keywords: [
     'steuer-id', 'steuerid', 'steuer id', 'steuer-identifikationsnummer', 'steueridentifikationsnummer',
     'steuerliche identifikationsnummer', 'identifikationsnummer', 'idnr', 'id-nr', 'id-nr.', 'tin', 'tax id',

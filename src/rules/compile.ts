@@ -43,6 +43,8 @@ export interface CompiledRules {
   set?: RE2Set;
   /** Longest context any rule needs past a match start: maxLength + within. */
   horizon: number;
+  /** Longest match of any rule. */
+  maxLength: number;
 }
 
 export class PatternError extends Error {
@@ -113,7 +115,8 @@ export function compileRule(def: RuleDefinition): CompiledRule {
 export function buildCompiled(rules: CompiledRule[]): CompiledRules {
   const set = rules.length ? new RE2.Set(rules.map((r) => r.re.source), 'u') : undefined;
   const horizon = rules.reduce((h, r) => Math.max(h, r.maxLength + r.within), 0);
-  return { rules, set, horizon };
+  const maxLength = rules.reduce((n, r) => Math.max(n, r.maxLength), 0);
+  return { rules, set, horizon, maxLength };
 }
 
 /** Compiles every rule; throws the first PatternError. */

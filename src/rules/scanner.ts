@@ -5,9 +5,18 @@
  * are carried into the next window, so a value or its keyword that straddles
  * two pieces is still found, and found once.
  *
- * Per window: one RE2.Set pass tells which rules can match at all; only
- * those rules run their own regex. Clean text therefore costs one native
- * call per window, not one per rule (the JS/C++ boundary costs ~0.4 µs).
+ * Per window: the RE2.Set runs over each SLICE of it in turn and tells which
+ * rules can match a value starting there; only those rules run their own
+ * regex, and only over the slices that were flagged. Clean text therefore
+ * costs one native call per slice, not one per rule (the JS/C++ boundary
+ * costs ~0.4 µs), and a rule that one value in a long part wakes up reads a
+ * slice, not the part: every RE2 pass reads about 1.5 ns per byte, however
+ * simple the pattern.
+ *
+ * A slice's Set pass sees one byte before it (for \b) and the longest match
+ * plus one byte after it, so any value that starts in the slice is seen with
+ * the context it has in the window. Like the carry between windows, this
+ * relies on a rule's maxLength bounding its matches.
  *
  * Offsets, and keyword windows (`within`), count bytes of the part's
  * decoded text as UTF-8: the same as characters for ASCII text.
@@ -15,6 +24,8 @@
 import type { CompiledRule, CompiledRules, Scope } from './compile';
 
 const WINDOW = 256 * 1024;
+/** Bytes per Set pass: small enough that one value does not wake a rule up for a whole window, large enough that the overlap (maxLength) stays cheap. */
+const SLICE = 8 * 1024;
 /** Matches found with exec in one window before the rest are found in bulk (runRuleBulk). */
 const EXEC_BEFORE_BULK = 8;
 const MARK_START = 0x01;
@@ -81,10 +92,14 @@ export class PartScanner {
     const buf = this.buf;
     // Matches starting before `limit` are decided now; later ones wait for more text.
     const limit = final ? buf.length : buf.length - horizon;
-    const candidates = this.compiled.set!.match(buf);
-    if (candidates.length) {
-      const wanted = new Set(candidates.map((i: number) => this.compiled.rules[i]));
-      for (const rule of this.rules) if (wanted.has(rule)) this.runRule(rule, buf, limit);
+    // Matches starting before `minStart` were decided in the last window.
+    const minStart = Math.max(0, this.reportedUpTo - this.base);
+    const runs = this.candidateRuns(buf, minStart, limit);
+    for (const rule of this.rules) {
+      const r = runs.get(rule);
+      if (!r) continue;
+      let resume = 0;
+      for (let i = 0; i < r.length; i += 2) resume = this.runRule(rule, buf, r[i], r[i + 1], resume);
     }
     if (final) return;
     // Keep enough text before `limit` for keyword windows of the next matches.
@@ -94,64 +109,99 @@ export class PartScanner {
     this.buf = buf.subarray(keepFrom);
   }
 
-  private runRule(rule: CompiledRule, buf: Buffer, limit: number): void {
+  /** Per rule, [from, to) pairs: the slices of [minStart, limit) where a value of the rule may start, adjacent ones merged. */
+  private candidateRuns(buf: Buffer, minStart: number, limit: number): Map<CompiledRule, number[]> {
+    const runs = new Map<CompiledRule, number[]>();
+    const reach = this.compiled.maxLength + 1;
+    const all = this.compiled.rules;
+    for (let from = minStart; from < limit; from += SLICE) {
+      const to = Math.min(limit, from + SLICE);
+      const hits: number[] = this.compiled.set!.match(buf.subarray(from > 0 ? from - 1 : 0, Math.min(buf.length, to + reach)));
+      for (const i of hits) {
+        const rule = all[i];
+        let r = runs.get(rule);
+        if (!r) runs.set(rule, (r = []));
+        if (r.length && r[r.length - 1] === from) r[r.length - 1] = to;
+        else r.push(from, to);
+      }
+    }
+    return runs;
+  }
+
+  /**
+   * Reports the rule's values that start in [from, to), with exec from
+   * `resume` (where the last run of this rule stopped) or a match length
+   * before `from`, so the matches are the ones one exec loop over the whole
+   * window would give. exec reads only the run (one byte before where it
+   * starts, for \b, to a match length past `to`): otherwise each run would
+   * read on to the next match, through every slice the Set said was clean.
+   * Returns where the next run should resume.
+   */
+  private runRule(rule: CompiledRule, buf: Buffer, from: number, to: number, resume: number): number {
     const re = rule.re;
-    const minStart = this.reportedUpTo - this.base;
-    re.lastIndex = Math.max(0, minStart - rule.maxLength);
+    const begin = Math.max(resume, from - rule.maxLength, 0);
+    const v0 = begin > 0 ? begin - 1 : 0;
+    const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxLength + 1));
+    re.lastIndex = begin - v0;
     for (let found = 0; ; found++) {
-      if (found === EXEC_BEFORE_BULK && rule.group === 0 && this.runRuleBulk(rule, buf, limit, minStart, re.lastIndex)) return;
-      const m = re.exec(buf) as (Buffer[] & { index: number }) | null;
-      if (!m) break;
+      // After a bulk run the next run (at least a SLICE later, runs are merged) is past every match it saw.
+      if (found === EXEC_BEFORE_BULK && rule.group === 0 && this.runRuleBulk(rule, buf, from, to, v0 + re.lastIndex)) return to;
+      const m = re.exec(view) as (Buffer[] & { index: number }) | null;
+      if (!m) return to;
       const whole = m[0];
       if (whole.length === 0) {
         re.lastIndex++;
         continue;
       }
       const value = m[rule.group] ?? whole;
-      const start = m.index + (rule.group ? whole.indexOf(value) : 0);
-      if (start >= limit) break;
-      if (start < minStart) continue;
+      const start = v0 + m.index + (rule.group ? whole.indexOf(value) : 0);
+      if (start >= to) return v0 + m.index;
+      if (start < from) continue;
       const end = start + value.length;
       if (this.accept(rule, buf, start, end, value.toString('utf8'))) this.onMatch({ rule, start: this.base + start, end: this.base + end });
     }
   }
 
   /**
-   * The rest of runRule's exec loop, from `from` on, when a window is dense
-   * with matches: node-re2 builds a result object per exec (~1.5 µs), so all
-   * the matches are marked in one native replace instead ("\x01$&\x02";
-   * those bytes must not occur in the window) and read back from the marks.
-   * replace walks the matches from offset 0 exactly as exec does from its
-   * lastIndex (leftmost-first, next search at the match end), so the matches
-   * at or after `from` are the exec loop's, unless one straddles `from` or a
-   * match is empty (exec and replace step past those differently): then
-   * false, and the exec loop carries on. Only for rules whose value is the
-   * whole match (group 0).
+   * The rest of runRule's exec loop, from `at` on, when a run is dense with
+   * matches: node-re2 builds a result object per exec (~1.5 µs), so all the
+   * matches are marked in one native replace instead ("\x01$&\x02"; those
+   * bytes must not occur in the text) and read back from the marks. The
+   * replace reads only the run, from one byte before `at` (for \b) to a
+   * match length past `to`. It walks the matches as exec does from its
+   * lastIndex (leftmost-first, next search at the match end), so the
+   * matches at or after `at` are the exec loop's, unless one straddles `at`
+   * or a match is empty (exec and replace step past those differently):
+   * then false, and the exec loop carries on. Only for rules whose value is
+   * the whole match (group 0).
    */
-  private runRuleBulk(rule: CompiledRule, buf: Buffer, limit: number, minStart: number, from: number): boolean {
-    if (buf.indexOf(MARK_START) >= 0 || buf.indexOf(MARK_END) >= 0) return false;
+  private runRuleBulk(rule: CompiledRule, buf: Buffer, from: number, to: number, at: number): boolean {
+    const v0 = at > 0 ? at - 1 : 0;
+    const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxLength + 1));
+    if (view.indexOf(MARK_START) >= 0 || view.indexOf(MARK_END) >= 0) return false;
     const re = rule.re;
-    const marked = re.replace(buf, MARKS) as Buffer;
-    re.lastIndex = from; // replace resets it; the exec loop may need it back
+    re.lastIndex = 0; // a global replace starts at lastIndex
+    const marked = re.replace(view, MARKS) as Buffer;
+    re.lastIndex = at; // replace resets it; the exec loop may need it back
     // First pass: where each match is, checked before anything is reported.
     const spans: number[] = [];
     let shift = 0;
-    for (let at = marked.indexOf(MARK_START); at >= 0; at = marked.indexOf(MARK_START, at + 1)) {
-      const close = marked.indexOf(MARK_END, at + 1);
-      if (close < 0 || close === at + 1) return false; // an empty match
-      const start = at - shift;
-      const end = close - 1 - shift;
+    for (let mark = marked.indexOf(MARK_START); mark >= 0; mark = marked.indexOf(MARK_START, mark + 1)) {
+      const close = marked.indexOf(MARK_END, mark + 1);
+      if (close < 0 || close === mark + 1) return false; // an empty match
+      const start = v0 + mark - shift;
+      const end = v0 + close - 1 - shift;
       shift += 2;
-      at = close;
-      if (end <= from) continue;
-      if (start < from) return false; // straddles where the exec loop stands
-      if (start >= limit) break;
+      mark = close;
+      if (end <= at) continue;
+      if (start < at) return false; // straddles where the exec loop stands
+      if (start >= to) break;
       spans.push(start, end);
     }
     for (let i = 0; i < spans.length; i += 2) {
       const start = spans[i];
       const end = spans[i + 1];
-      if (start < minStart) continue;
+      if (start < from) continue;
       if (this.accept(rule, buf, start, end, buf.toString('utf8', start, end))) this.onMatch({ rule, start: this.base + start, end: this.base + end });
     }
     return true;
