@@ -209,7 +209,8 @@ class Sniffing implements TextDecoderLike {
   }
 
   private decide(): string {
-    const head = Buffer.concat(this.head, this.headLength);
+    // One write is the usual case (a whole part): no copy of it.
+    const head = this.head.length === 1 ? this.head[0] : Buffer.concat(this.head, this.headLength);
     this.head = [];
     const bom = bomOf(head);
     this.inner = bom ? (bom.encoding === 'utf-8' ? new Utf8OrLatin() : new IconvText(bom.encoding)) : this.choose(head);

@@ -7,7 +7,9 @@
  *
  * Per window: the RE2.Set runs over each SLICE of it in turn and tells which
  * rules can match a value starting there; only those rules run their own
- * regex, and only over the slices that were flagged. Clean text therefore
+ * regex, and only over the slices that were flagged. Rules with the same
+ * regex (a monitor rule and a bulk rule on one detector) share that pass;
+ * each then checks the values with its own validator and keywords. Clean text therefore
  * costs one native call per slice, not one per rule (the JS/C++ boundary
  * costs ~0.4 µs), and a rule that one value in a long part wakes up reads a
  * slice, not the part: every RE2 pass reads about 1.5 ns per byte, however
@@ -39,6 +41,18 @@ export interface Match {
   end: number;
 }
 
+/** What a rule's regex found in a window, before validation: start, end and value of each, in order. */
+interface Found {
+  starts: number[];
+  ends: number[];
+  values: string[];
+}
+
+/** Rules that can share one exec pass: same regex, same flags, same value group. */
+function regexKey(rule: CompiledRule): string {
+  return `${rule.re.source}\0${rule.re.flags}\0${rule.group}`;
+}
+
 export class PartScanner {
   private buf: Buffer = Buffer.alloc(0);
   /** Absolute offset of buf[0] in the part's text. */
@@ -48,6 +62,7 @@ export class PartScanner {
   private pending: string[] = [];
   private pendingChars = 0;
   private readonly rules: CompiledRule[];
+  private readonly keys: string[];
 
   constructor(
     private readonly compiled: CompiledRules,
@@ -55,6 +70,7 @@ export class PartScanner {
     private readonly onMatch: (m: Match) => void,
   ) {
     this.rules = compiled.rules.filter((r) => r.scope.has(scope));
+    this.keys = this.rules.map(regexKey);
   }
 
   get active(): boolean {
@@ -95,11 +111,23 @@ export class PartScanner {
     // Matches starting before `minStart` were decided in the last window.
     const minStart = Math.max(0, this.reportedUpTo - this.base);
     const runs = this.candidateRuns(buf, minStart, limit);
-    for (const rule of this.rules) {
+    const shared = new Map<string, Found>();
+    for (let k = 0; k < this.rules.length; k++) {
+      const rule = this.rules[k];
       const r = runs.get(rule);
       if (!r) continue;
-      let resume = 0;
-      for (let i = 0; i < r.length; i += 2) resume = this.runRule(rule, buf, r[i], r[i + 1], resume);
+      let found = shared.get(this.keys[k]);
+      if (!found) {
+        found = { starts: [], ends: [], values: [] };
+        let resume = 0;
+        for (let i = 0; i < r.length; i += 2) resume = this.runRule(rule, buf, r[i], r[i + 1], resume, found);
+        shared.set(this.keys[k], found);
+      }
+      for (let i = 0; i < found.starts.length; i++) {
+        const start = found.starts[i];
+        const end = found.ends[i];
+        if (this.accept(rule, buf, start, end, found.values[i])) this.onMatch({ rule, start: this.base + start, end: this.base + end });
+      }
     }
     if (final) return;
     // Keep enough text before `limit` for keyword windows of the next matches.
@@ -129,7 +157,7 @@ export class PartScanner {
   }
 
   /**
-   * Reports the rule's values that start in [from, to), with exec from
+   * Adds to `found` the rule's values that start in [from, to), with exec from
    * `resume` (where the last run of this rule stopped) or a match length
    * before `from`, so the matches are the ones one exec loop over the whole
    * window would give. exec reads only the run (one byte before where it
@@ -137,15 +165,15 @@ export class PartScanner {
    * read on to the next match, through every slice the Set said was clean.
    * Returns where the next run should resume.
    */
-  private runRule(rule: CompiledRule, buf: Buffer, from: number, to: number, resume: number): number {
+  private runRule(rule: CompiledRule, buf: Buffer, from: number, to: number, resume: number, found: Found): number {
     const re = rule.re;
     const begin = Math.max(resume, from - rule.maxLength, 0);
     const v0 = begin > 0 ? begin - 1 : 0;
     const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxLength + 1));
     re.lastIndex = begin - v0;
-    for (let found = 0; ; found++) {
+    for (let n = 0; ; n++) {
       // After a bulk run the next run (at least a SLICE later, runs are merged) is past every match it saw.
-      if (found === EXEC_BEFORE_BULK && rule.group === 0 && this.runRuleBulk(rule, buf, from, to, v0 + re.lastIndex)) return to;
+      if (n === EXEC_BEFORE_BULK && rule.group === 0 && this.runRuleBulk(rule, buf, from, to, v0 + re.lastIndex, found)) return to;
       const m = re.exec(view) as (Buffer[] & { index: number }) | null;
       if (!m) return to;
       const whole = m[0];
@@ -157,8 +185,9 @@ export class PartScanner {
       const start = v0 + m.index + (rule.group ? whole.indexOf(value) : 0);
       if (start >= to) return v0 + m.index;
       if (start < from) continue;
-      const end = start + value.length;
-      if (this.accept(rule, buf, start, end, value.toString('utf8'))) this.onMatch({ rule, start: this.base + start, end: this.base + end });
+      found.starts.push(start);
+      found.ends.push(start + value.length);
+      found.values.push(value.toString('utf8'));
     }
   }
 
@@ -175,7 +204,7 @@ export class PartScanner {
    * then false, and the exec loop carries on. Only for rules whose value is
    * the whole match (group 0).
    */
-  private runRuleBulk(rule: CompiledRule, buf: Buffer, from: number, to: number, at: number): boolean {
+  private runRuleBulk(rule: CompiledRule, buf: Buffer, from: number, to: number, at: number, found: Found): boolean {
     const v0 = at > 0 ? at - 1 : 0;
     const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxLength + 1));
     if (view.indexOf(MARK_START) >= 0 || view.indexOf(MARK_END) >= 0) return false;
@@ -202,7 +231,9 @@ export class PartScanner {
       const start = spans[i];
       const end = spans[i + 1];
       if (start < from) continue;
-      if (this.accept(rule, buf, start, end, buf.toString('utf8', start, end))) this.onMatch({ rule, start: this.base + start, end: this.base + end });
+      found.starts.push(start);
+      found.ends.push(end);
+      found.values.push(buf.toString('utf8', start, end));
     }
     return true;
   }
