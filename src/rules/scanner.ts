@@ -48,9 +48,25 @@ interface Found {
   values: string[];
 }
 
-/** Rules that can share one exec pass: same regex, same flags, same value group. */
+/** Rules that can share one exec pass: same regex, same flags, same value group. Cached: RE2's source getter is a native call. */
+const regexKeys = new WeakMap<CompiledRule, string>();
 function regexKey(rule: CompiledRule): string {
-  return `${rule.re.source}\0${rule.re.flags}\0${rule.group}`;
+  let key = regexKeys.get(rule);
+  if (key === undefined) regexKeys.set(rule, (key = `${rule.re.source}\0${rule.re.flags}\0${rule.group}`));
+  return key;
+}
+
+/** The rules of one scope and their regex keys, worked out once per rule set (a scanner is made per part). */
+const byScope = new WeakMap<CompiledRules, Map<Scope, { rules: CompiledRule[]; keys: string[] }>>();
+function rulesFor(compiled: CompiledRules, scope: Scope): { rules: CompiledRule[]; keys: string[] } {
+  let scopes = byScope.get(compiled);
+  if (!scopes) byScope.set(compiled, (scopes = new Map()));
+  let entry = scopes.get(scope);
+  if (!entry) {
+    const rules = compiled.rules.filter((r) => r.scope.has(scope));
+    scopes.set(scope, (entry = { rules, keys: rules.map(regexKey) }));
+  }
+  return entry;
 }
 
 export class PartScanner {
@@ -69,8 +85,7 @@ export class PartScanner {
     scope: Scope,
     private readonly onMatch: (m: Match) => void,
   ) {
-    this.rules = compiled.rules.filter((r) => r.scope.has(scope));
-    this.keys = this.rules.map(regexKey);
+    ({ rules: this.rules, keys: this.keys } = rulesFor(compiled, scope));
   }
 
   get active(): boolean {
