@@ -10,9 +10,11 @@
  * call per window, not one per rule (the JS/C++ boundary costs ~0.4 µs).
  *
  * Offsets, and keyword windows (`within`), count bytes of the part's
- * decoded text as UTF-8: the same as characters for ASCII text.
+ * decoded text as UTF-8: the same as characters for ASCII text. The text is
+ * folded first (src/detectors/fold.ts), as redaction's findRanges folds it.
  */
 import type { CompiledRule, CompiledRules, Scope } from './compile';
+import { foldForDetection } from '../detectors/fold';
 
 const WINDOW = 256 * 1024;
 /** Matches found with exec in one window before the rest are found in bulk (runRuleBulk). */
@@ -70,7 +72,13 @@ export class PartScanner {
 
   private absorb(): void {
     if (!this.pending.length) return;
-    const more = Buffer.from(this.pending.join(''), 'utf8');
+    const text = this.pending.join('');
+    let more = Buffer.from(text, 'utf8');
+    // Look-alike spaces, dashes and full-width digits fold to ASCII (detectors/fold.ts); ASCII text has none.
+    if (more.length !== text.length) {
+      const folded = foldForDetection(text);
+      if (folded !== text) more = Buffer.from(folded, 'utf8');
+    }
     this.buf = this.buf.length ? Buffer.concat([this.buf, more]) : more;
     this.pending = [];
     this.pendingChars = 0;
