@@ -98,11 +98,13 @@ export const creditCard: Detector = {
   name: 'credit_card',
   description: 'Payment card number: Luhn, brand IIN range and length, 13-19 digits',
   pattern: '\\b(?:\\d{13,19}|\\d{4}[ .\\-]\\d{4}[ .\\-]\\d{4}[ .\\-]\\d{3,4}|\\d{4}[ .\\-]\\d{6}[ .\\-]\\d{4,5})\\b',
+  // Only 13-digit numbers need one, and those are mostly EANs: so only words that mean a payment card.
+  // Not 'expiry' (food and medicine lists carry EANs and expiry dates), 'discover' ("discover our
+  // range"), 'diners', 'jcb' (the machinery maker), 'pan' (cookware) or 'card holder' (a product).
   keywords: [
     'credit card', 'debit card', 'payment card', 'bank card', 'card number', 'card no', 'card #', 'card num',
-    'cardholder', 'card holder', 'cc#', 'ccn', 'pan', 'visa', 'mastercard', 'amex', 'american express',
-    'discover', 'diners', 'jcb', 'unionpay', 'maestro', 'expiry', 'expiration', 'exp date', 'valid thru',
-    'cvv', 'cvv2', 'cvc', 'security code', 'kreditkarte', 'kartennummer', 'carte bancaire', 'numéro de carte',
+    'cardholder', 'cc#', 'ccn', 'visa', 'mastercard', 'amex', 'american express', 'unionpay', 'maestro',
+    'valid thru', 'cvv', 'cvv2', 'cvc', 'kreditkarte', 'kartennummer', 'carte bancaire', 'numéro de carte',
     'tarjeta', 'número de tarjeta', 'carta di credito', 'karta kredytowa', 'creditcard', 'kortnummer',
   ],
   within: 300,
