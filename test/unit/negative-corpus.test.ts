@@ -12,6 +12,20 @@
  * in German, French, Spanish, Polish and Dutch (dates, postcodes, company
  * and VAT numbers, no personal IDs), 9-digit numbers without an SSN keyword,
  * a PDF attachment, a reply chain, a forwarded mbox excerpt and long lines.
+ * Then the adversarial near misses (20-28), each in an encoding a sender
+ * might use: a stock list whose EAN-13s pass Luhn with card prefixes, next to
+ * "expiry", "Discover" and a frying pan (UTF-16 CSV, QP text and HTML); a
+ * payment-failure notice with masked and Luhn-failing card numbers right
+ * after "Card number:"; IBANs with wrong check digits in lower case, with
+ * dashes and with no-break spaces (windows-1252 QP); an SSN validation report
+ * with invalid area/group/serial numbers written with &#45;, &#8209; and
+ * &#x2d; (base64 HTML) and 9-digit invoice numbers far from the keyword;
+ * every national ID with a wrong check digit or date next to its own keyword
+ * (ISO-8859-15 attachment); release notes with hashes, UUIDs, a masked AWS
+ * key, a certificate and public keys; a backup report whose file names and
+ * references are built from dates and times that pass the personnummer
+ * check; a UTF-16BE shipment export with 9-11 digit numbers and no keyword;
+ * a newsletter with Unicode dashes in dates, phone numbers and item codes.
  * Addresses and IPs in them are synthetic (example.*, documentation ranges).
  *
  * What counts as a false hit: any finding of a non-monitor rule, except for
@@ -130,6 +144,23 @@ const NEAR: [file: string, nearMiss: string, hit: string, rule: string][] = [
   // 13 digits count as a card only next to a card keyword (an EAN-13 has 13 digits too).
   ['02-tracking.eml', 'Order:            4111 8820 1933 7', 'Visa card:        4222222222222', 'payment-card'],
   ['06-log-excerpt.eml', 'seq=4111111111 ', 'seq=4111111111111111 ', 'payment-card'],
+  ['21-payment-failed-card-near-misses.eml', 'Entered again:   4111 1111 1111 1112', 'Entered again:   4111 1111 1111 1111', 'payment-card'],
+  ['21-payment-failed-card-near-misses.eml', 'Visa (13-digit): 4222222222223', 'Visa (13-digit): 4222222222222', 'payment-card'],
+  ['22-bank-details-wrong-check-digits.eml', 'de88 3704 0044 0532 0130 00', 'de89 3704 0044 0532 0130 00', 'iban'],
+  ['22-bank-details-wrong-check-digits.eml', 'DE89-3704-0044-0532-0130-01', 'DE89-3704-0044-0532-0130-00', 'iban'],
+  ['24-national-ids-wrong-check-digits.eml', 'NINO                       AB 12 34 56 E', 'NINO                       AB 12 34 56 C', 'uk-nino'],
+  ['24-national-ids-wrong-check-digits.eml', 'BSN                        123456789', 'BSN                        123456782', 'nl-bsn'],
+  ['24-national-ids-wrong-check-digits.eml', 'DNI                        12345678A', 'DNI                        12345678Z', 'es-dni-nie'],
+  ['24-national-ids-wrong-check-digits.eml', 'NIR                        1841276451089 47', 'NIR                        1841276451089 46', 'fr-nir'],
+  ['24-national-ids-wrong-check-digits.eml', 'codice fiscale             RSSMRA85T10A562T', 'codice fiscale             RSSMRA85T10A562S', 'it-codice-fiscale'],
+  ['24-national-ids-wrong-check-digits.eml', 'Steuer-ID                  86095742718', 'Steuer-ID                  86095742719', 'de-steuer-id'],
+  ['24-national-ids-wrong-check-digits.eml', 'PESEL                      85070912348', 'PESEL                      85070912347', 'pl-pesel'],
+  ['24-national-ids-wrong-check-digits.eml', 'personnummer               850709-9806', 'personnummer               850709-9805', 'se-personnummer'],
+  ['25-release-notes-certs-hashes.eml', 'AKIA************MPLE', 'AKIAIOSFODNN7EXAMPLE', 'aws-access-key'],
+  ['25-release-notes-certs-hashes.eml', '-----BEGIN PUBLIC KEY-----', '-----BEGIN EC PRIVATE KEY-----', 'private-key'],
+  // Unglued, the same date-and-serial is a personnummer (a 12-digit one with its dash counts alone).
+  ['26-backup-report-date-stamped-names.eml', 'INV-20231122-0350, ', 'INV 20231122-0350, ', 'se-personnummer'],
+  ['28-newsletter-unicode-dashes.eml', '9013&#8209;9425', '9013&#8209;9424', 'payment-card'],
 ];
 
 for (const [file, near, hit, rule] of NEAR) {
