@@ -25,7 +25,8 @@
  * key, a certificate and public keys; a backup report whose file names and
  * references are built from dates and times that pass the personnummer
  * check; a UTF-16BE shipment export with 9-11 digit numbers and no keyword;
- * a newsletter with Unicode dashes in dates, phone numbers and item codes.
+ * a newsletter with Unicode dashes in dates, phone numbers and item codes;
+ * a Dutch donation receipt with the charity's RSIN as "fiscaal nummer".
  * Addresses and IPs in them are synthetic (example.*, documentation ranges).
  *
  * What counts as a false hit: any finding of a non-monitor rule, except for
@@ -161,6 +162,8 @@ const NEAR: [file: string, nearMiss: string, hit: string, rule: string][] = [
   // Unglued, the same date-and-serial is a personnummer (a 12-digit one with its dash counts alone).
   ['26-backup-report-date-stamped-names.eml', 'INV-20231122-0350, ', 'INV 20231122-0350, ', 'se-personnummer'],
   ['28-newsletter-unicode-dashes.eml', '9013&#8209;9425', '9013&#8209;9424', 'payment-card'],
+  // An RSIN passes the BSN 11-check: only the label tells them apart.
+  ['29-donation-receipt-rsin.eml', 'RSIN / fiscaal nummer:    812345678', 'BSN:                      812345678', 'nl-bsn'],
 ];
 
 for (const [file, near, hit, rule] of NEAR) {
