@@ -136,7 +136,7 @@ test('gdpr report: the shipped defaults: every rule and detector, the header pol
   assert.match(md, /^- redact: `credit_card`, `us_ssn`$/m);
   // Cards and SSNs in address fields cannot be redacted in place: held instead (rules.d/10-payment-cards.yaml).
   assert.match(md, /^- quarantine: `credit_card`, `us_ssn`, `private_key`, `aws_access_key`$/m);
-  assert.match(md, /^- monitor: `email_address`, `phone_number`, `ipv4`, `ipv6`$/m);
+  assert.match(md, /^- monitor: `email_address`, `ipv4`, `ipv6`$/m);
   assert.match(md, /Header fields removed: `X-Originating-IP`, `X-Mailer`/);
   assert.match(md, /`Received` fields: pseudonymise/);
   assert.match(md, /Verdict header: `X-Mailveil-Verdict`, carrying the action and rule ids only/);
