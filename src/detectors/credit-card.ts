@@ -11,18 +11,29 @@
  * "2-series" bulletin 2016, Discover IIN ranges, JCB, UnionPay), as collected
  * on Wikipedia's "Payment card number" page.
  *
- * Formats: 4111111111111111, 4111 1111 1111 1111, 4111-1111-1111-1111
- * (4-4-4-4), Amex 3782 822463 10005 (4-6-5), Diners 3056 930902 5904 (4-6-4).
- * One separator kind per number. A digit run longer than 19 never matches
- * (the pattern needs a word boundary on both sides). Separated 19-digit
- * numbers (4-4-4-4-3) are not looked for: a 16-digit card followed by a
- * 3-digit CVV looks exactly like one, and the card matters more.
+ * Formats: 4111111111111111, 4111 1111 1111 1111, 4111-1111-1111-1111,
+ * 4111.1111.1111.1111 (4-4-4-4), Amex 3782 822463 10005 (4-6-5) and
+ * 3782 8224 6310 005 (4-4-4-3, as people type it), Diners 3056 930902 5904
+ * (4-6-4). One separator kind per number. A digit run longer than 19 never
+ * matches (the pattern needs a word boundary on both sides). Separated
+ * 19-digit numbers (4-4-4-4-3) are not looked for: a 16-digit card followed
+ * by a 3-digit CVV looks exactly like one, and the card matters more.
+ * Look-alike spaces and dashes (no-break space, en dash) and full-width
+ * digits are folded to ASCII before matching (fold.ts).
+ *
+ * Keywords: 14-19 digit numbers count alone (as in most DLP products: a card
+ * number without context is still a card number). 13-digit numbers count
+ * only with a card keyword nearby: the 13-digit length is Visa's obsolete
+ * original format and a rare Maestro one, while 13 digits is exactly an
+ * EAN-13 / GTIN-13 barcode, and every tenth barcode with a prefix of 4
+ * (Germany 400-440), 50 (UK) or 56-69 (much of Europe and Asia) passes Luhn
+ * (GS1's own example 5901234123457 does). Test numbers such as
+ * 4222222222222 still count next to "Visa" or "card number".
  *
  * False positives: about 1 in 10 random digit runs of the right length and
  * prefix passes Luhn, so 16-digit order, tracking or account numbers that
- * start with 4, 5 or 6 are flagged now and then; no keyword is required
- * (as in most DLP products) because a card number without context is still
- * a card number. Public test numbers (4111 1111 1111 1111) validate.
+ * start with 4, 5 or 6 are flagged now and then. Public test numbers
+ * (4111 1111 1111 1111) validate.
  */
 import type { Detector } from './types';
 import { isDigitCode, luhn, MAX_CHECKED_LENGTH } from './checksums';
@@ -61,7 +72,7 @@ export function validateCard(s: string): boolean {
       if (n < 6) p6 = p6 * 10 + (c - 48);
       n++;
       run++;
-    } else if (c === 32 || c === 45) {
+    } else if (c === 32 || c === 45 || c === 46) {
       if (sep === 0) sep = c;
       else if (c !== sep) return false;
       if (run === 0) return false;
@@ -75,7 +86,7 @@ export function validateCard(s: string): boolean {
   if (n < 13 || n > 19 || run === 0) return false;
   if (groups > 1) {
     const ok =
-      (groups === 4 && g0 === 4 && g1 === 4 && g2 === 4 && run === 4) ||
+      (groups === 4 && g0 === 4 && g1 === 4 && g2 === 4 && (run === 4 || run === 3)) ||
       (groups === 3 && g0 === 4 && g1 === 6 && (run === 5 || run === 4));
     if (!ok) return false;
   }
@@ -86,26 +97,34 @@ export function validateCard(s: string): boolean {
 export const creditCard: Detector = {
   name: 'credit_card',
   description: 'Payment card number: Luhn, brand IIN range and length, 13-19 digits',
-  pattern: '\\b(?:\\d{13,19}|\\d{4}[ -]\\d{4}[ -]\\d{4}[ -]\\d{4}|\\d{4}[ -]\\d{6}[ -]\\d{4,5})\\b',
+  pattern: '\\b(?:\\d{13,19}|\\d{4}[ .\\-]\\d{4}[ .\\-]\\d{4}[ .\\-]\\d{3,4}|\\d{4}[ .\\-]\\d{6}[ .\\-]\\d{4,5})\\b',
+  // Only 13-digit numbers need one, and those are mostly EANs: so only words that mean a payment card.
+  // Not 'expiry' (food and medicine lists carry EANs and expiry dates), 'discover' ("discover our
+  // range"), 'diners', 'jcb' (the machinery maker), 'pan' (cookware) or 'card holder' (a product).
   keywords: [
-    'credit card', 'card number', 'card no', 'cc#', 'ccn', 'visa', 'mastercard', 'amex',
-    'american express', 'discover', 'diners', 'jcb', 'unionpay', 'maestro', 'expiry', 'expiration',
-    'cvv', 'cvc', 'kreditkarte', 'carte bancaire', 'tarjeta',
+    'credit card', 'debit card', 'payment card', 'bank card', 'card number', 'card no', 'card #', 'card num',
+    'cardholder', 'cc#', 'ccn', 'visa', 'mastercard', 'amex', 'american express', 'unionpay', 'maestro',
+    'valid thru', 'cvv', 'cvv2', 'cvc', 'kreditkarte', 'kartennummer', 'carte bancaire', 'numéro de carte',
+    'tarjeta', 'número de tarjeta', 'carta di credito', 'karta kredytowa', 'creditcard', 'kortnummer',
   ],
   within: 300,
   // 16 digits and 3 separators
   maxLength: 19,
   validate: validateCard,
+  requiresKeyword: (m) => m.length === 13,
   samples: {
     hit: [
       '4111 1111 1111 1111', '4111111111111111', '5555-5555-5555-4444', '2223003122003222', '378282246310005',
       '3782 822463 10005', '6011111111111117', '3530111333300000', '30569309025904', '3056 930902 5904',
-      '6200000000000005', '4222222222222', '6011000000000000001',
+      '6200000000000005', '4222222222222', '4012888818888', '6011000000000000001', '3782 8224 6310 005',
+      '4111.1111.1111.1111', '6205500000000000004', '2200000000000004', '3566 0020 2036 0505',
     ],
     miss: [
       '4111 1111 1111 1112', '4111111111111112', '41111111111111111111', '4111-1111 1111-1111',
       '0000 0000 0000 0000', '3782 822463 1000', '5555 5555 5555 44', '4111 1111 1111 11111',
       '700000000000003', '378 2822 4631 0005', '3400000000000000', '5500000000000000004', '9111111111111110', '1234567890123452', '41111111111114',
+      '4111 1111 1111 111', '4111.1111-1111.1111', '3782 8224 6310 006', '4222222222223', '5901234123458',
     ],
+    context: 'Card number:',
   },
 };

@@ -11,10 +11,12 @@
  * (structure), the key rule as published by INSEE/Ameli.
  *
  * Formats: "1 84 12 76 451 089 46" (the printed form, spaces between the
- * fields) counts alone; the unspaced 15-character form counts only with a
- * keyword, because 15-digit references (order, parcel, contract numbers)
- * that start with 1 or 2 pass the key about once in 97 and the field ranges
- * are loose.
+ * fields) counts alone; the unspaced 15-character form, and partly spaced
+ * ones such as "1841276451089 46" (the number, then the key, as many forms
+ * ask for them) or "1 84 12 76 451089 46", count only with a keyword,
+ * because 15-digit references (order, parcel, contract numbers) that start
+ * with 1 or 2 pass the key about once in 97 and the field ranges are loose.
+ * A space may stand only between two fields, at most one there.
  *
  * False positives: a spaced reference of the same 1-2-2-2-3-3-2 shape with a
  * matching key (rare).
@@ -22,23 +24,20 @@
 import type { Detector } from './types';
 import { isDigitCode } from './checksums';
 
-/** Offsets of the spaces in the printed form "1 84 12 76 451 089 46". */
-const SPACE_AT = [1, 4, 7, 10, 14, 18];
+/** Bit j set: a space may follow the j-th significant character (the field ends in "1 84 12 76 451 089 46"). */
+const FIELD_END = (1 << 1) | (1 << 3) | (1 << 5) | (1 << 7) | (1 << 10) | (1 << 13);
 
 export function validateNir(s: string): boolean {
-  const spaced = s.length === 21;
-  if (!spaced && s.length !== 15) return false;
+  if (s.length < 15 || s.length > 21) return false;
   let value = 0; // the 13-character number, Corsica mapped; < 2^53
   let key = 0;
   let j = 0; // position among the 15 significant characters
   let month = 0, dept = 0, commune = 0, order = 0;
   let corsica = 0;
-  let sp = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (spaced && sp < SPACE_AT.length && i === SPACE_AT[sp]) {
-      if (c !== 32) return false;
-      sp++;
+    if (c === 32) {
+      if ((FIELD_END & (1 << j)) === 0 || s.charCodeAt(i - 1) === 32) return false;
       continue;
     }
     let d: number;
@@ -76,13 +75,17 @@ export const frNir: Detector = {
   within: 300,
   maxLength: 21,
   validate: validateNir,
-  requiresKeyword: (m) => m.length === 15,
+  // Only the fully spaced printed form counts alone.
+  requiresKeyword: (m) => m.length !== 21,
   samples: {
-    hit: ['1 84 12 76 451 089 46', '2 90 09 75 123 456 36', '1 85 05 2A 001 002 73', '184122B04510896', '184127645108946'],
+    hit: [
+      '1 84 12 76 451 089 46', '2 90 09 75 123 456 36', '1 85 05 2A 001 002 73', '184122B04510896', '184127645108946',
+      '1841276451089 46', '1 84 12 76 451089 46', '1 85 05 2A 001002 73',
+    ],
     miss: [
       '1 84 12 76 451 089 47', '1 84 13 76 451 089 62', '1 84 12 00 451 089 61', '1 84 12 76 000 089 93',
       '1 84 12 76 451 000 38', '1 85 05 2A 001 002 46', '5 84 12 76 451 089 46', '1 84 12 76 451 089 4',
-      '1 8412 76 451 089 46', '184127645108947',
+      '1 8412 76 451 089 47', '184127645108947', '1 84 12 76 45 1089 46', '1841276451089  46', '1841276451089 47',
     ],
     context: 'Numéro de sécurité sociale :',
   },

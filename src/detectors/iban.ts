@@ -10,10 +10,13 @@
  * as of 2024, SEPA and non-SEPA).
  *
  * Formats: electronic (DE89370400440532013000) and the printed form in groups
- * of four separated by single spaces (DE89 3704 0044 0532 0130 00). Each
- * country has its own alternative in the pattern with its exact length, so a
- * printed IBAN followed by another short word or number ("... 7034 EUR") is
- * not swallowed. Lower-case IBANs and other separators are not looked for.
+ * of four separated by single spaces (DE89 3704 0044 0532 0130 00) or, less
+ * often, dashes (DE89-3704-...; one separator kind per IBAN). Each country
+ * has its own alternative in the pattern with its exact length, so a printed
+ * IBAN followed by another short word or number ("... 7034 EUR") is not
+ * swallowed. Letters may be lower or mixed case (people type "de89 ...";
+ * ISO 13616 prints upper case, but mod 97 reads both the same). Other
+ * groupings (FR76 30006 00001 ...) are not looked for.
  *
  * False positives: the structure plus mod 97 leave about 1 in 97 random
  * strings of exactly the right shape; in practice that shape (two capital
@@ -53,6 +56,8 @@ function expand(spec: string): string {
 }
 
 const CLASS_RE: Record<string, string> = { n: '\\d', a: '[A-Z]', c: '[A-Z0-9]' };
+/** Between groups of four: a space or a dash (validate wants one kind per IBAN). */
+const SEP = '[ \\-]';
 
 /** Regex for a run of class letters without separators, e.g. "nnaa" -> "\d{2}[A-Z]{2}". */
 function runRegex(classes: string): string {
@@ -67,7 +72,7 @@ function runRegex(classes: string): string {
   return out;
 }
 
-/** Pattern for one country: the IBAN with an optional single space before every fourth character. */
+/** Pattern for one country: the IBAN with an optional single space or dash before every fourth character. */
 function countryRegex(cc: string, bban: string): string {
   let out = cc + '\\d{2}';
   const chunks: string[] = [];
@@ -75,7 +80,7 @@ function countryRegex(cc: string, bban: string): string {
   for (let i = 0; i < chunks.length; ) {
     let j = i;
     while (j < chunks.length && chunks[j] === chunks[i]) j++;
-    out += j - i > 1 ? `(?: ?${chunks[i]}){${j - i}}` : ` ?${chunks[i]}`;
+    out += j - i > 1 ? `(?:${SEP}?${chunks[i]}){${j - i}}` : `${SEP}?${chunks[i]}`;
     i = j;
   }
   return out;
@@ -89,22 +94,29 @@ for (const [cc, spec] of Object.entries(IBAN_BBAN)) {
   alternatives.push(countryRegex(cc, classes));
 }
 
+/** Upper case of an ASCII letter code, anything else unchanged. */
+function upper(c: number): number {
+  return c >= 97 && c <= 122 ? c - 32 : c;
+}
+
 export function validateIban(s: string): boolean {
   if (s.length < 5 || s.length > MAX_CHECKED_LENGTH) return false;
-  const c0 = s.charCodeAt(0);
-  const c1 = s.charCodeAt(1);
+  const c0 = upper(s.charCodeAt(0));
+  const c1 = upper(s.charCodeAt(1));
   if (!isUpperCode(c0) || !isUpperCode(c1)) return false;
   const classes = CLASSES[(c0 - 65) * 26 + (c1 - 65)];
   if (classes === undefined) return false;
   const len = classes.length + 4;
   let j = 0; // position among the IBAN's own characters
   let spaces = 0;
+  let sep = 0;
   let check = 0;
   for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 32) {
-      // Printed form: a single space before every fourth character only.
-      if (j === 0 || j % 4 !== 0 || s.charCodeAt(i - 1) === 32) return false;
+    const c = upper(s.charCodeAt(i));
+    if (c === 32 || c === 45) {
+      // Printed form: a single separator, of one kind, before every fourth character only.
+      if (j === 0 || j % 4 !== 0 || (sep !== 0 && c !== sep) || s.charCodeAt(i - 1) === c) return false;
+      sep = c;
       spaces++;
       continue;
     }
@@ -128,7 +140,7 @@ export function validateIban(s: string): boolean {
 export const iban: Detector = {
   name: 'iban',
   description: 'IBAN: SWIFT registry country length and BBAN structure, ISO 7064 mod 97',
-  pattern: `\\b(?:${alternatives.join('|')})\\b`,
+  pattern: `\\b(?i:${alternatives.join('|')})\\b`,
   keywords: [
     'iban', 'bank account', 'account number', 'account no', 'bic', 'swift', 'sepa', 'kontonummer',
     'bankverbindung', 'rekeningnummer', 'compte bancaire', 'rib', 'cuenta', 'conto corrente',
@@ -142,11 +154,12 @@ export const iban: Detector = {
       'DE89 3704 0044 0532 0130 00', 'DE89370400440532013000', 'GB29NWBK60161331926819', 'GB29 NWBK 6016 1331 9268 19',
       'FR14 2004 1010 0505 0001 3M02 606', 'NL91ABNA0417164300', 'BE68 5390 0754 7034', 'CH93 0076 2011 6238 5295 7',
       'MT84MALT011000012345MTLCAST001S', 'IT60X0542811101000000123456', 'NO9386011117947', 'LC55HEMM000100010012001200023015',
+      'de89370400440532013000', 'gb29 nwbk 6016 1331 9268 19', 'DE89-3704-0044-0532-0130-00',
     ],
     miss: [
       'DE88 3704 0044 0532 0130 00', 'DE89370400440532013001', 'DE89 3704 0044 0532 0130 0', 'DE89 3704 0044 0532 0130 000',
       'DE89 3704 00440532 0130 00', 'XX89370400440532013000', 'GB29NWBK6016133192681', 'GB28NWBK60161331926819',
-      'NL91ABNA041716430', 'NL91 ABNA 0417 1643 01', 'BE68 5390 0754 703', 'de89370400440532013000',
+      'NL91ABNA041716430', 'NL91 ABNA 0417 1643 01', 'BE68 5390 0754 703', 'de88370400440532013000', 'DE89-3704 0044-0532-0130-00', 'DE89--3704-0044-0532-0130-00',
       'GB80123460161331926811', 'NL251BNA0417164300', 'DE5137040044053201300', 'DE89  3704 0044 0532 0130 00',
     ],
   },

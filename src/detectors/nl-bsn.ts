@@ -18,6 +18,9 @@
  *
  * False positives: keyworded mail that also quotes other 9-digit numbers
  * (a BSN form next to a bank reference) may flag the reference 1 time in 11.
+ * "Fiscaal nummer" alone is not a keyword: on invoices and donation receipts
+ * it labels the organisation's RSIN, which is 9 digits and passes the same
+ * 11-check every time (the old personal name, sociaal-fiscaal nummer, is).
  */
 import type { Detector } from './types';
 import { elfproefBsn, isDigitCode } from './checksums';
@@ -48,7 +51,7 @@ export const nlBsn: Detector = {
   pattern: '\\b(?:\\d{9}|\\d{4}\\.\\d{2}\\.\\d{3}|\\d{3}\\.\\d{3}\\.\\d{3}|\\d{3} \\d{3} \\d{3})\\b',
   keywords: [
     'bsn', 'burgerservicenummer', 'burger service nummer', 'burgerservice nummer', 'sofinummer', 'sofi-nummer',
-    'sofi nummer', 'citizen service number', 'persoonsnummer', 'sociaal-fiscaal nummer', 'fiscaal nummer',
+    'sofi nummer', 'citizen service number', 'persoonsnummer', 'sociaal-fiscaal nummer',
   ],
   within: 300,
   maxLength: 11,

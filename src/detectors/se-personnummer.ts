@@ -16,14 +16,26 @@
  * runs that start with a plausible date are common (order numbers, phone
  * numbers) and Luhn lets 1 in 10 through.
  *
+ * Glued tokens: a number joined by '-', '_' or '/' to a word or number
+ * before it, or by '-', '_', '.' or '/' to one after it, is part of a
+ * reference or a file name (INV-20231122-0042, backup_20240115-1530.tar),
+ * not a personnummer: the pattern takes the neighbour in and validate
+ * rejects the whole match, as us_ssn does with digit groups.
+ *
  * False positives: a date followed by a dash and four digits that pass Luhn
- * ("20261122-1234"-style references, 1 in 10 of them).
+ * standing alone ("20261122-1234"-style references or date-time stamps,
+ * 1 in 10 of them).
  */
 import type { Detector } from './types';
 import { digitsAt, isValidDate } from './checksums';
 
 export function validatePersonnummer(s: string): boolean {
   const n = s.length;
+  if (n < 10 || n > 13) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 48 || c > 57) && c !== 45 && c !== 43) return false; // glued to a word (see above)
+  }
   let sep = 0;
   let dateEnd: number; // index just after YYMMDD / YYYYMMDD
   if (n === 11 || n === 13) {
@@ -70,20 +82,22 @@ export function validatePersonnummer(s: string): boolean {
 export const sePersonnummer: Detector = {
   name: 'se_personnummer',
   description: 'Swedish personnummer / samordningsnummer: valid date, Luhn; unseparated form needs a keyword',
-  pattern: '\\b(?:18|19|20)?\\d{6}[-+]?\\d{4}\\b',
+  pattern: '\\b(?:[A-Za-z0-9]{1,16}[_/\\-])?(?:18|19|20)?\\d{6}[-+]?\\d{4}(?:[_./\\-][A-Za-z0-9]{1,16})?\\b',
   keywords: [
     'personnummer', 'personnr', 'pers.nr', 'pnr', 'person nummer', 'samordningsnummer', 'personal identity number',
     'swedish id', 'födelsenummer',
   ],
   within: 300,
-  maxLength: 13,
+  // 16 + 1 glued before, 13, 1 + 16 glued after
+  maxLength: 47,
   validate: validatePersonnummer,
   requiresKeyword: (m) => m.length === 10 || m.length === 12,
   samples: {
     hit: ['850709-9805', '811218-9876', '701063-2391', '121212-1212', '19850709-9805', '850709+9805', '8507099805', '198507099805'],
     miss: [
       '850709-9806', '851309-9807', '850732-9806', '850229-9806', '21850709-9805', '19850709+9805', '000000-0000',
-      '850709-980', '8507099806', '85-07-09-9805',
+      '850709-980', '8507099806', '85-07-09-9805', 'INV-850709-9805', 'backup_19850709-9805', '850709-9805-01',
+      '19850709-9805.log', 'run/850709-9805',
     ],
     context: 'Personnummer:',
   },

@@ -18,6 +18,9 @@
  * validates; spaced 3-2-4 digit groups can be phone-number fragments. The
  * common dummy 123-45-6789 is accepted on purpose (it is how people test
  * DLP rules). Values glued to letters (SSN123-45-6789) are not seen.
+ * Keyword phrases match across '_', '-', '.', line breaks and camelCase
+ * (social_security_number, socialSecurityNumber; rules/compile.ts), so JSON
+ * and CSV field names count as context.
  */
 import type { Detector } from './types';
 import { digitsAt as num } from './checksums';
@@ -50,8 +53,8 @@ export const usSsn: Detector = {
     '|\\b(?:\\d{1,8} )?\\d{3} \\d{2} \\d{4}(?: \\d{1,8})?\\b' +
     '|\\b\\d{9}\\b',
   keywords: [
-    'ssn', 'ssns', 'ssn#', 'ss#', 'social security', 'social security number', 'social security no',
-    'soc sec', 'ssa number', 'ssa no', 'taxpayer id', 'taxpayer identification number',
+    'ssn', 'ssns', 'ssn#', 'ss#', 's.s.n', 'ss no', 'social security', 'social security number', 'social security no',
+    'social sec', 'soc sec', 'ssa number', 'ssa no', 'taxpayer id', 'taxpayer identification number',
   ],
   within: 300,
   // 8 digits + '-' + 11 + '-' + 8 digits

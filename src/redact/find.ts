@@ -1,10 +1,12 @@
 /*
  * Finds the values to redact in one part's decoded text (a JS string), with
  * the same regexes, validators and keyword rules as the pass-1 scanner, and
- * returns non-overlapping ranges in string offsets. Pass 2 works on whole
+ * returns non-overlapping ranges in string offsets. Like the scanner, it
+ * looks at the folded text (src/detectors/fold.ts); folding keeps offsets. Pass 2 works on whole
  * parts that pass 1 flagged, so this is not on the clean-mail hot path.
  */
 import type { CompiledRule } from '../rules/compile';
+import { foldForDetection } from '../detectors/fold';
 
 export interface Range {
   start: number;
@@ -12,7 +14,9 @@ export interface Range {
   rule: CompiledRule;
 }
 
-export function findRanges(text: string, rules: readonly CompiledRule[]): Range[] {
+export function findRanges(original: string, rules: readonly CompiledRule[]): Range[] {
+  // The scanner's view of the text (same length, so the ranges hold for the original too).
+  const text = foldForDetection(original);
   const found: Range[] = [];
   for (const rule of rules) {
     const re = rule.re;

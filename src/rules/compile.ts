@@ -61,11 +61,20 @@ function escapeRe(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 }
 
-function keywordMatcher(words: readonly string[]): RE2 | undefined {
+/** Between the words of a keyword phrase: what people and programs put there (a space, a line break, '_', '-', '.') or nothing (camelCase). */
+const KEYWORD_GAP = '[\\s_.\\-]{0,3}';
+
+/** RE2 source for one keyword: its words, with KEYWORD_GAP between them ("social security" finds social_security, socialSecurity, "social\r\nsecurity"). */
+export function keywordSource(word: string): string {
+  return word.trim().toLowerCase().split(/\s+/).map(escapeRe).join(KEYWORD_GAP);
+}
+
+/** Matches any of `words` (case-insensitive), not glued to a letter or digit on either side. */
+export function keywordMatcher(words: readonly string[]): RE2 | undefined {
   const uniq = [...new Set(words.map((w) => w.trim().toLowerCase()).filter(Boolean))];
   if (!uniq.length) return undefined;
   // Word-ish boundaries without lookbehind: a keyword must not be glued to letters.
-  return new RE2(`(?:^|[^\\p{L}\\p{N}])(?:${uniq.map(escapeRe).join('|')})(?:$|[^\\p{L}\\p{N}])`, 'iu');
+  return new RE2(`(?:^|[^\\p{L}\\p{N}])(?:${uniq.map(keywordSource).join('|')})(?:$|[^\\p{L}\\p{N}])`, 'iu');
 }
 
 export function compileRule(def: RuleDefinition): CompiledRule {

@@ -21,9 +21,11 @@
  * relies on a rule's maxLength bounding its matches.
  *
  * Offsets, and keyword windows (`within`), count bytes of the part's
- * decoded text as UTF-8: the same as characters for ASCII text.
+ * decoded text as UTF-8: the same as characters for ASCII text. The text is
+ * folded first (src/detectors/fold.ts), as redaction's findRanges folds it.
  */
 import type { CompiledRule, CompiledRules, Scope } from './compile';
+import { foldForDetection } from '../detectors/fold';
 
 const WINDOW = 256 * 1024;
 /** Bytes per Set pass: small enough that one value does not wake a rule up for a whole window, large enough that the overlap (maxLength) stays cheap. */
@@ -112,7 +114,13 @@ export class PartScanner {
 
   private absorb(): void {
     if (!this.pending.length) return;
-    const more = Buffer.from(this.pending.join(''), 'utf8');
+    const text = this.pending.join('');
+    let more = Buffer.from(text, 'utf8');
+    // Look-alike spaces, dashes and full-width digits fold to ASCII (detectors/fold.ts); ASCII text has none.
+    if (more.length !== text.length) {
+      const folded = foldForDetection(text);
+      if (folded !== text) more = Buffer.from(folded, 'utf8');
+    }
     this.buf = this.buf.length ? Buffer.concat([this.buf, more]) : more;
     this.pending = [];
     this.pendingChars = 0;

@@ -19,6 +19,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import RE2 from 're2';
 import { DETECTORS, VALIDATORS } from '../../src/detectors';
+import { foldForDetection } from '../../src/detectors/fold';
+import { keywordMatcher } from '../../src/rules/compile';
 import type { Detector } from '../../src/detectors/types';
 import { TEST_DIR } from '../helpers/paths';
 
@@ -47,15 +49,12 @@ function matches(d: Detector, text: string): Found[] {
   return out;
 }
 
-function escapeRe(s: string): string {
-  return s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
-}
-
 const keywordRes = new Map<string, RE2>();
+/** The scanner's own keyword matcher (src/rules/compile.ts) for the detector's keywords. */
 function keywordRe(d: Detector): RE2 {
   let re = keywordRes.get(d.name);
   if (!re) {
-    re = new RE2(`(?:^|[^\\p{L}\\p{N}])(?:${d.keywords.map(escapeRe).join('|')})(?:$|[^\\p{L}\\p{N}])`, 'iu');
+    re = keywordMatcher(d.keywords)!;
     keywordRes.set(d.name, re);
   }
   return re;
@@ -68,8 +67,9 @@ function keywordNear(d: Detector, text: string, f: Found): boolean {
   return keywordRe(d).test(text.slice(from, to));
 }
 
-/** What the scanner would count. */
-function hits(d: Detector, text: string): Found[] {
+/** What the scanner would count (it scans the folded text, src/detectors/fold.ts). */
+function hits(d: Detector, original: string): Found[] {
+  const text = foldForDetection(original);
   return matches(d, text).filter((f) => d.validate(f.value) && (!d.requiresKeyword?.(f.value) || keywordNear(d, text, f)));
 }
 
@@ -228,6 +228,59 @@ describe('boundaries', () => {
   test('a keyword beyond `within` does not count', () => {
     const far = 'SSN' + ' filler'.repeat(Math.ceil(ssn.within / 7) + 1) + ' 234567891';
     assert.deepEqual(hits(ssn, far), []);
+  });
+});
+
+describe('look-alike characters, keyword phrases, glued tokens', () => {
+  const cc = DETECTORS.get('credit_card')!;
+  const ssn = DETECTORS.get('us_ssn')!;
+  const iban = DETECTORS.get('iban')!;
+  const pnr = DETECTORS.get('se_personnummer')!;
+  const values = (d: Detector, text: string) => hits(d, text).map((f) => f.value);
+
+  test('fold keeps the length and returns the same string when there is nothing to fold', () => {
+    const plain = 'Card 4111 1111 1111 1111, SSN 123-45-6789.';
+    assert.equal(foldForDetection(plain), plain);
+    const odd = 'a\u00a0b\u202fc\u2011d\u2013e\u2212f\uff14\uff11\uff20\u3000';
+    const folded = foldForDetection(odd);
+    assert.equal(folded.length, odd.length);
+    assert.equal(folded, 'a b c-d-e-f41@ ');
+  });
+
+  test('no-break spaces, Unicode dashes and full-width digits inside a value', () => {
+    assert.equal(hits(cc, 'Card 4111\u00a01111\u00a01111\u00a01111 ok').length, 1);
+    assert.equal(hits(cc, 'Card 4111\u202f1111\u202f1111\u202f1111 ok').length, 1);
+    assert.equal(hits(cc, 'Card 4111\u20131111\u20131111\u20131111 ok').length, 1);
+    assert.equal(hits(cc, 'Card \uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11 ok').length, 1);
+    assert.equal(hits(ssn, 'ID 123\u201145\u20116789 ok').length, 1);
+    assert.equal(hits(ssn, 'ID 123\u201045\u20106789 ok').length, 1);
+    assert.equal(hits(iban, 'IBAN DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000').length, 1);
+  });
+
+  test('keyword phrases match across _, -, ., line breaks and camelCase', () => {
+    for (const key of ['social_security_number', 'socialSecurityNumber', 'Social-Security-No', 'social\r\nsecurity', 'Social Sec. No.', 'S.S.N.']) {
+      assert.deepEqual(values(ssn, `{"${key}": "234567891"}`), ['234567891'], key);
+    }
+    assert.deepEqual(values(ssn, '{"classification": "234567891"}'), []);
+  });
+
+  test('13-digit card numbers need a card keyword; EAN-13 barcodes alone are not cards', () => {
+    for (const ean of ['5901234123457', '4000000000006', '4012888818888']) {
+      assert.deepEqual(values(cc, `EAN ${ean}, 12 pcs`), [], ean);
+      assert.deepEqual(values(cc, `Article ${ean} (barcode)`), [], ean);
+    }
+    assert.deepEqual(values(cc, 'Visa 4222222222222 exp 12/29'), ['4222222222222']);
+    assert.deepEqual(values(cc, 'card number: 4012888818888'), ['4012888818888']);
+    // 14-19 digits still count alone.
+    assert.deepEqual(values(cc, 'ref 30569309025904 and 6011000000000000001'), ['30569309025904', '6011000000000000001']);
+  });
+
+  test('a personnummer glued to a word or file name is part of something else', () => {
+    assert.deepEqual(values(pnr, 'Invoice INV-19850709-9805 attached'), []);
+    assert.deepEqual(values(pnr, 'see backup_850709-9805.tar.gz'), []);
+    assert.deepEqual(values(pnr, 'runs/19850709-9805/log'), []);
+    assert.deepEqual(values(pnr, 'Kund 850709-9805, ort Stockholm.'), ['850709-9805']);
+    assert.deepEqual(values(pnr, '(19850709-9805)'), ['19850709-9805']);
   });
 });
 

@@ -134,12 +134,13 @@ test('gdpr report: the shipped defaults: every rule and detector, the header pol
   for (const r of rules.rules) assert.ok(md.includes(`| \`${r.id}\` |`), `rule ${r.id} missing`);
   assert.match(md, /\| `payment-card` \| Payment card number .* \(`credit_card`\) \| subject, body, attachments \| redact \(with `\[CARD\]`\) \| at least 1 \|/);
   assert.match(md, /^- redact: `credit_card`, `us_ssn`$/m);
-  assert.match(md, /^- quarantine: `private_key`, `aws_access_key`$/m);
+  // Cards and SSNs in address fields cannot be redacted in place: held instead (rules.d/10-payment-cards.yaml).
+  assert.match(md, /^- quarantine: `credit_card`, `us_ssn`, `private_key`, `aws_access_key`$/m);
   assert.match(md, /^- monitor: `email_address`, `ipv4`, `ipv6`$/m);
   assert.match(md, /Header fields removed: `X-Originating-IP`, `X-Mailer`/);
   assert.match(md, /`Received` fields: pseudonymise/);
   assert.match(md, /Verdict header: `X-Mailveil-Verdict`, carrying the action and rule ids only/);
-  assert.match(md, /\| quarantine \| not delivered; the original is held for review \| the whole original message, encrypted \| `private-key`, `aws-access-key`, content that cannot be inspected \|/);
+  assert.match(md, /\| quarantine \| not delivered; the original is held for review \| the whole original message, encrypted \| `payment-card-in-headers`, `us-ssn-in-headers`, `private-key`, `aws-access-key`, content that cannot be inspected \|/);
   assert.match(md, /\| reject \| .* \| - \|/);
   const state = join(REPO_ROOT, 'var');
   assert.ok(md.includes(`| \`${join(state, 'quarantine')}\` | AES-256-GCM`));

@@ -219,6 +219,14 @@ test('part kinds: content type or extension', () => {
     ['image/png', 'dot.png', 'none'],
     ['application/pdf', 'x.pdf', 'none'],
     ['application/octet-stream', undefined, 'none'],
+    // Key and configuration files: where private keys and cloud credentials travel.
+    ['application/x-pem-file', 'server.pem', 'text'],
+    ['application/octet-stream', 'server.key', 'text'],
+    ['application/octet-stream', 'secret.ASC', 'text'],
+    ['application/octet-stream', 'deploy/id_ed25519', 'text'],
+    ['application/octet-stream', '.env', 'text'],
+    ['application/octet-stream', 'config.yaml', 'text'],
+    ['application/octet-stream', 'id_rsa.pub.gz', 'none'],
   ];
   for (const [type, name, kind] of cases) assert.equal(partKind(type, name), kind, `${type} ${name}`);
 });
