@@ -8,9 +8,13 @@
  * MIME structure and boundaries included, passes through mailsplit
  * unchanged, so parts without a hit stay byte-identical.
  *
+ * Fail closed (src/redact/verify.ts): each redacted part, then the whole
+ * message as it leaves, is scanned again as pass 1 would; a value left
+ * fails the stream with a RedactionError and the original is quarantined.
+ *
  * Memory: a part being redacted is held whole, up to MAX_REDACT_PART bytes;
  * a larger one fails the stream, so the message is not delivered with the
- * value in it (fail closed, the client gets 451).
+ * value in it (fail closed).
  */
 import * as stream from 'node:stream';
 import { Readable, Transform, type TransformCallback, PassThrough, type Duplex } from 'node:stream';
@@ -23,7 +27,9 @@ import { partPath, HEADER_PART } from '../mime/paths';
 import { decodeTransfer, encodeTransfer, resolveCharset, decodeCharset, encodeCharset } from '../redact/codec';
 import { findRanges, applyRanges } from '../redact/find';
 import { redactHtml } from '../redact/html';
-import { remainingMatches } from '../redact/verify';
+import { remainingMatches, messageCheck } from '../redact/verify';
+import { MAX_PART_TEXT } from './dlp-scan';
+import { RedactionError } from '../redact/error';
 
 export const MAX_REDACT_PART = 16 * 1024 * 1024;
 /** Part headers are parsed by mailsplit, whose parser is quadratic on hostile input: keep them small. */
@@ -32,9 +38,7 @@ const MAX_PART_HEAD = 256 * 1024;
 // stream.compose exists since Node 16.9; @types/node 20 does not declare it.
 const compose = (stream as unknown as { compose: (...s: NodeJS.ReadWriteStream[]) => Duplex }).compose;
 
-export class RedactionError extends Error {
-  readonly code = 'MV_REDACT';
-}
+export { RedactionError };
 
 interface Plan {
   /** A redact rule fired where redaction cannot rewrite (arbitrary header fields). */
@@ -260,6 +264,14 @@ export const redact: Rewriter = {
       return new Transform({ transform: (_c, _e, cb) => cb(new RedactionError(reason)), flush: (cb) => cb(new RedactionError(reason)) });
     }
     if (isEmpty(p)) return new PassThrough();
-    return redactStream(p, Math.min(MAX_PART_HEAD, ctx.config.limits.max_header_size));
+    const { limits } = ctx.config;
+    // The limits pass 1 scanned with (dlp-scan.ts), so the check reads the message as pass 1 did.
+    const check = messageCheck([...new Set([...p.parts.values(), ...p.subjects.values()].flat())], {
+      maxMimeDepth: limits.max_mime_depth,
+      maxParts: limits.max_parts,
+      maxHeaderSize: limits.max_header_size,
+      maxPartText: MAX_PART_TEXT,
+    });
+    return compose(redactStream(p, Math.min(MAX_PART_HEAD, limits.max_header_size)), ...check) as unknown as Transform;
   },
 };

@@ -541,6 +541,27 @@ describe('redaction: known bugs', () => {
   );
 
   test(
+    'a bare CR before a delimiter line makes mailsplit number the parts differently from pass 1: a value is delivered, with no error',
+    async () => {
+      // Pass 1 reads "\r*--b" as preamble, mailsplit under the redactor as a delimiter: its parts 1 and 2 are pass 1's preamble and 1.
+      const body = ['preamble', '\r*--b', 'Content-Type: text/plain', '', 'SSN 123-45-6789 A', '--b', 'Content-Type: text/plain', '', 'SSN 123-45-6789 B', '--b', 'Content-Type: text/html', '', '<p>SSN 123-45-6789 C</p>', '--b--', ''].join('\r\n');
+      const raw = msg(['Content-Type: multipart/alternative; boundary="b"'], body);
+      const rules = ruleSetFromYaml(SSN_RULES);
+      const ctx = await scan(raw, rules, 17);
+      assert.equal(ctx.verdict.action, 'redact');
+      // Either every value pass 1 saw goes, or the stage refuses (the whole-message check in src/redact/verify.ts).
+      let out: Buffer;
+      try {
+        out = await redacted(raw, ctx, 3);
+      } catch (err) {
+        assert.equal((err as { code?: string }).code, 'MV_REDACT');
+        return;
+      }
+      assert.deepEqual((await scan(out, rules)).findings, []);
+    },
+  );
+
+  test(
     'an unterminated HTML comment in a part to redact loops forever and exhausts the heap (the relay process dies)',
     () => {
       // Run in a child with a small heap: in this process it would take the test runner down.
