@@ -1,12 +1,13 @@
 /*
  * Pass 2 rewriter: redaction. Runs only when the verdict is `redact`, and
  * only touches the parts where pass 1 found a value of a `redact` rule:
- * those parts are decoded (transfer encoding, charset), the values replaced
- * with the rule's replacement (in text nodes only for HTML), and re-encoded
- * with their original transfer encoding and charset. The Subject is
- * re-encoded per RFC 2047 when needed. Every other byte of the message,
- * MIME structure and boundaries included, passes through mailsplit
- * unchanged, so parts without a hit stay byte-identical.
+ * those parts are decoded (transfer encoding, charset), read the way pass 1
+ * read them (plain text, HTML with its hidden content: src/redact/html.ts,
+ * format=flowed: src/redact/flowed.ts), the values replaced with the rule's
+ * replacement, and re-encoded with their original transfer encoding and
+ * charset. The Subject is re-encoded per RFC 2047 when needed. Every other
+ * byte of the message, MIME structure and boundaries included, passes
+ * through mailsplit unchanged, so parts without a hit stay byte-identical.
  *
  * Fail closed (src/redact/verify.ts): each redacted part, then the whole
  * message as it leaves, is scanned again as pass 1 would; a value left
@@ -25,8 +26,10 @@ import type { MessageContext } from './context';
 import type { CompiledRule } from '../rules/compile';
 import { partPath, HEADER_PART } from '../mime/paths';
 import { decodeTransfer, encodeTransfer, resolveCharset, decodeCharset, encodeCharset } from '../redact/codec';
-import { findRanges, applyRanges } from '../redact/find';
+import { findRanges, applyRanges, redactText } from '../redact/find';
 import { redactHtml } from '../redact/html';
+import { redactFlowed } from '../redact/flowed';
+import { partKind } from '../mime/part-kind';
 import { remainingMatches, messageCheck } from '../redact/verify';
 import { MAX_PART_TEXT } from './dlp-scan';
 import { RedactionError } from '../redact/error';
@@ -219,9 +222,12 @@ function redactBody(node: any, raw: Buffer, rules: CompiledRule[], path: string)
   const text = decodeCharset(bytes, cs);
   // Re-encoding must give back every byte we did not mean to change.
   if (!encodeCharset(text, cs).equals(bytes)) throw new RedactionError(`part ${path}: its ${cs.name} text does not survive a decode/encode round trip`);
-  const html = /html/.test(node.contentType || '');
-  const view = (t: string) => (html ? redactHtml(t, rules) : { html: applyRanges(t, findRanges(t, rules)), count: findRanges(t, rules).length });
-  const { html: redacted, count } = view(text);
+  // Read the part as pass 1 does (src/mime/message-parser.ts), or a value it saw would not be found here.
+  const type = (node.contentType || 'text/plain').toLowerCase();
+  const html = partKind(type, node.filename || undefined) === 'html';
+  const flowed = !html && type === 'text/plain' && node.flowed;
+  const view = (t: string) => (html ? redactHtml(t, rules) : flowed ? redactFlowed(t, Boolean(node.delSp), rules) : redactText(t, rules));
+  const { text: redacted, count } = view(text);
   // Fail closed: pass 1 saw a value here, so pass 2 must find it, and none may survive.
   if (count === 0) throw new RedactionError(`part ${path}: the value found in pass 1 was not found again for redaction`);
   if (view(redacted).count > 0) throw new RedactionError(`part ${path}: a value survived redaction`);
