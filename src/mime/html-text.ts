@@ -20,6 +20,10 @@
  *     text. Beyond MAX_HIDDEN_TEXT characters between two block boundaries
  *     it is dropped, and `problem` says 'part_size' (fail closed).
  * Memory: a tag name and an entity are capped; hidden text is bounded.
+ *
+ * Pass 2 (src/redact/html.ts) runs this same tokenizer with an HtmlTrace, to
+ * learn where each character of the text came from: whatever pass 1 scans
+ * can then be found again and replaced in the raw HTML.
  */
 import { decodeHTML, decodeHTMLAttribute } from 'entities';
 
@@ -56,6 +60,26 @@ const BOGUS = 15; // skip to ">"
 const RAWTEXT = 16; // inside <script> or <style>
 const ENTITY = 17;
 
+/** The kind of raw HTML an output character came from, so pass 2 can escape a replacement for it. */
+export const HtmlContext = { TEXT: 0, ATTR_DQ: 1, ATTR_SQ: 2, ATTR_UQ: 3, COMMENT: 4, BOGUS: 5, RAWTEXT: 6 } as const;
+export type HtmlContext = (typeof HtmlContext)[keyof typeof HtmlContext];
+const { TEXT, ATTR_DQ, ATTR_SQ, ATTR_UQ, COMMENT: IN_COMMENT, BOGUS: IN_BOGUS, RAWTEXT: IN_RAWTEXT } = HtmlContext;
+
+/**
+ * Told where each output character came from. `at` counts characters of all
+ * the input written so far; `hidden` says the characters went to the held
+ * hidden text, which flush() then appends to the output.
+ */
+export interface HtmlTrace {
+  /** `length` characters copied as they are from the input at `at`. */
+  copy(hidden: boolean, at: number, length: number, ctx: HtmlContext): void;
+  /** `text`, decoded from `raw` (character references), which is in the input at `at`. */
+  decoded(hidden: boolean, text: string, raw: string, at: number, ctx: HtmlContext): void;
+  /** `length` characters that are in no input: separators. */
+  gap(hidden: boolean, length: number): void;
+  flush(): void;
+}
+
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d || c === 0x0c;
 }
@@ -90,10 +114,22 @@ export class HtmlText {
   private openerDashes = 0;
   private bang = false;
   private entity = '';
+  /** Input offset of s[0] in the current write, and of the end of the input so far. */
+  private at = 0;
+  private seen = 0;
+  /** Input offsets of: the last '<' or '&' in text, the current attribute value, a held "</script". */
+  private mark = 0;
+  private valueAt = 0;
+  private valueCtx: HtmlContext = ATTR_DQ;
+  private rawPendingAt = 0;
+
+  constructor(private readonly trace?: HtmlTrace) {}
 
   write(s: string): string {
     let i = 0;
     const len = s.length;
+    this.at = this.seen;
+    this.seen += len;
     while (i < len) {
       // Fast paths over the long runs: text, quoted values, comments, scripts.
       switch (this.state) {
@@ -104,8 +140,12 @@ export class HtmlText {
             if (c === 0x3c || c === 0x26) break;
             j++;
           }
-          if (j > i) this.out += s.slice(i, j);
+          if (j > i) {
+            this.out += s.slice(i, j);
+            this.trace?.copy(false, this.at + i, j - i, TEXT);
+          }
           if (j === len) return this.take();
+          this.mark = this.at + j;
           this.state = s.charCodeAt(j) === 0x3c ? TAG_OPEN : ENTITY;
           this.entity = '&';
           i = j + 1;
@@ -113,7 +153,7 @@ export class HtmlText {
         }
         case BOGUS: {
           const j = s.indexOf('>', i);
-          this.addHidden(s.slice(i, j < 0 ? len : j));
+          this.addHidden(s.slice(i, j < 0 ? len : j), this.at + i, IN_BOGUS);
           if (j < 0) return this.take();
           this.endHiddenItem();
           this.state = DATA;
@@ -133,7 +173,7 @@ export class HtmlText {
         case RAWTEXT:
           if (this.rawMatch === 0) {
             const j = s.indexOf('<', i);
-            this.addHidden(s.slice(i, j < 0 ? len : j));
+            this.addHidden(s.slice(i, j < 0 ? len : j), this.at + i, IN_RAWTEXT);
             if (j < 0) return this.take();
             i = j;
           }
@@ -141,7 +181,7 @@ export class HtmlText {
         case COMMENT:
           if (this.dashes === 0 && !this.bang) {
             const j = s.indexOf('-', i);
-            this.addHidden(s.slice(i, j < 0 ? len : j));
+            this.addHidden(s.slice(i, j < 0 ? len : j), this.at + i, IN_COMMENT);
             if (j < 0) return this.take();
             i = j;
           }
@@ -154,13 +194,17 @@ export class HtmlText {
 
   end(): string {
     if (this.state === ENTITY) this.flushEntity();
-    else if (this.state === TAG_OPEN) this.out += '<';
-    else if (this.state === COMMENT) this.heldDashesAreText();
-    else if (this.state === RAWTEXT) this.addHidden(this.rawPending);
+    else if (this.state === TAG_OPEN) this.lessThanIsText();
+    else if (this.state === COMMENT) this.heldDashesAreText(this.seen);
+    else if (this.state === RAWTEXT) this.addHidden(this.rawPending, this.rawPendingAt, IN_RAWTEXT);
     else if (this.state >= VALUE_DQ && this.state <= VALUE_UQ) this.endAttr();
     // An unterminated tag, comment or script is not visible text, as in a browser.
     this.state = DATA;
-    if (this.hidden) this.out += '\n' + this.hidden;
+    if (this.hidden) {
+      this.out += '\n' + this.hidden;
+      this.trace?.gap(false, 1);
+      this.trace?.flush();
+    }
     this.hidden = '';
     return this.take();
   }
@@ -182,7 +226,7 @@ export class HtmlText {
         else if (isLetter(c)) this.startTag(s[i], false);
         else {
           // "a < b": not a tag, the "<" is text.
-          this.out += '<';
+          this.lessThanIsText();
           this.state = DATA;
           return false;
         }
@@ -218,11 +262,15 @@ export class HtmlText {
       case BEFORE_VALUE:
         this.attrValue = '';
         this.keepValue = true;
-        if (c === 0x22) this.state = VALUE_DQ;
-        else if (c === 0x27) this.state = VALUE_SQ;
-        else if (c === 0x3e) this.finishTag();
+        if (c === 0x22 || c === 0x27) {
+          this.state = c === 0x22 ? VALUE_DQ : VALUE_SQ;
+          this.valueCtx = c === 0x22 ? ATTR_DQ : ATTR_SQ;
+          this.valueAt = this.at + i + 1;
+        } else if (c === 0x3e) this.finishTag();
         else if (!isSpace(c)) {
           this.state = VALUE_UQ;
+          this.valueCtx = ATTR_UQ;
+          this.valueAt = this.at + i;
           return false;
         }
         return true;
@@ -260,7 +308,7 @@ export class HtmlText {
         }
         // "<!-->" and "<!--->" close at once (HTML5); after "[" or "[i" they don't.
         this.state = COMMENT;
-        this.addHidden(this.commentStart);
+        this.addHidden(this.commentStart, this.at + i - this.commentStart.length, IN_COMMENT);
         this.dashes = this.openerDashes = this.commentStart ? 0 : 2;
         this.bang = false;
         return false;
@@ -273,16 +321,16 @@ export class HtmlText {
           this.bang = false;
           this.endHiddenItem();
         } else if (c === 0x2d) {
-          if (this.bang) this.heldDashesAreText();
+          if (this.bang) this.heldDashesAreText(this.at + i);
           this.dashes++;
         } else if (c === 0x21 && this.dashes >= 2 && !this.bang) this.bang = true; // "--!>" also closes
         else {
-          this.heldDashesAreText();
-          this.addHidden(s[i]);
+          this.heldDashesAreText(this.at + i);
+          this.addHidden(s[i], this.at + i, IN_COMMENT);
         }
         return true;
       case RAWTEXT:
-        return this.stepRaw(c, s[i]);
+        return this.stepRaw(c, s[i], this.at + i);
       case ENTITY:
         if (isEntityChar(c) && this.entity.length < MAX_ENTITY) {
           this.entity += s[i];
@@ -302,7 +350,7 @@ export class HtmlText {
   }
 
   /** Looks for "</" + the raw element's name + a delimiter, across pieces; everything else is hidden text. */
-  private stepRaw(c: number, ch: string): boolean {
+  private stepRaw(c: number, ch: string, at: number): boolean {
     const m = this.rawMatch;
     if (m >= 2 && m - 2 === this.rawName.length) {
       if (isSpace(c) || c === 0x2f || c === 0x3e) {
@@ -315,18 +363,20 @@ export class HtmlText {
         return false;
       }
     } else if ((m === 0 && c === 0x3c) || (m === 1 && c === 0x2f) || (m >= 2 && (c | 0x20) === this.rawName.charCodeAt(m - 2))) {
+      if (m === 0) this.rawPendingAt = at;
       this.rawPending += ch;
       this.rawMatch = m + 1;
       return true;
     }
     // Not the end tag: what looked like its start is content.
-    this.addHidden(this.rawPending);
+    this.addHidden(this.rawPending, this.rawPendingAt, IN_RAWTEXT);
     this.rawPending = '';
     this.rawMatch = 0;
     if (c === 0x3c) {
       this.rawPending = ch;
+      this.rawPendingAt = at;
       this.rawMatch = 1;
-    } else this.addHidden(ch);
+    } else this.addHidden(ch, at, IN_RAWTEXT);
     return true;
   }
 
@@ -354,18 +404,31 @@ export class HtmlText {
   }
 
   private endAttr(): void {
-    if (this.keepValue && this.attrValue) this.addHidden(nbspToSpace(decodeHTMLAttribute(this.attrValue)) + '\n');
+    if (this.keepValue && this.attrValue) {
+      const text = nbspToSpace(decodeHTMLAttribute(this.attrValue));
+      if (this.roomFor(text.length + 1)) {
+        this.hidden += text + '\n';
+        this.trace?.decoded(true, text, this.attrValue, this.valueAt, this.valueCtx);
+        this.trace?.gap(true, 1);
+      }
+    }
     this.attrValue = '';
     this.keepValue = false;
   }
 
-  private addHidden(text: string): void {
-    if (!text) return;
-    if (this.hidden.length + text.length > MAX_HIDDEN_TEXT) {
-      this.problem = 'part_size';
-      return;
-    }
+  /** Appends to the hidden text: `text` is the input at `at`, or a separator (`at` -1). */
+  private addHidden(text: string, at = -1, ctx: HtmlContext = TEXT): void {
+    if (!text || !this.roomFor(text.length)) return;
     this.hidden += text;
+    if (!this.trace) return;
+    if (at < 0) this.trace.gap(true, text.length);
+    else this.trace.copy(true, at, text.length, ctx);
+  }
+
+  private roomFor(length: number): boolean {
+    if (this.hidden.length + length <= MAX_HIDDEN_TEXT) return true;
+    this.problem = 'part_size';
+    return false;
   }
 
   /** One item per line; an empty comment adds no empty line. */
@@ -373,9 +436,11 @@ export class HtmlText {
     if (this.hidden && !this.hidden.endsWith('\n')) this.addHidden('\n');
   }
 
-  private heldDashesAreText(): void {
+  /** The held dashes (and "!") are comment text after all; they end in the input at `end`. */
+  private heldDashesAreText(end: number): void {
     const dashes = Math.max(0, this.dashes - this.openerDashes);
-    if (dashes || this.bang) this.addHidden('-'.repeat(dashes) + (this.bang ? '!' : ''));
+    const held = '-'.repeat(dashes) + (this.bang ? '!' : '');
+    if (held) this.addHidden(held, end - held.length, IN_COMMENT);
     this.dashes = this.openerDashes = 0;
     this.bang = false;
   }
@@ -391,15 +456,29 @@ export class HtmlText {
     const sep = BLOCK.has(name) ? '\n' : CELL.has(name) ? ' ' : '';
     if (sep) {
       this.out += sep;
+      this.trace?.gap(false, 1);
       if (this.hidden) {
         this.out += this.hidden;
         this.hidden = '';
+        this.trace?.flush();
       }
     }
   }
 
   private flushEntity(): void {
-    this.out += this.entity.length > 1 ? nbspToSpace(decodeHTML(this.entity)) : '&';
+    if (this.entity.length > 1) {
+      const text = nbspToSpace(decodeHTML(this.entity));
+      this.out += text;
+      this.trace?.decoded(false, text, this.entity, this.mark, TEXT);
+    } else {
+      this.out += '&';
+      this.trace?.copy(false, this.mark, 1, TEXT);
+    }
     this.entity = '';
+  }
+
+  private lessThanIsText(): void {
+    this.out += '<';
+    this.trace?.copy(false, this.mark, 1, TEXT);
   }
 }

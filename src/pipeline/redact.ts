@@ -1,16 +1,21 @@
 /*
  * Pass 2 rewriter: redaction. Runs only when the verdict is `redact`, and
  * only touches the parts where pass 1 found a value of a `redact` rule:
- * those parts are decoded (transfer encoding, charset), the values replaced
- * with the rule's replacement (in text nodes only for HTML), and re-encoded
- * with their original transfer encoding and charset. The Subject is
- * re-encoded per RFC 2047 when needed. Every other byte of the message,
- * MIME structure and boundaries included, passes through mailsplit
- * unchanged, so parts without a hit stay byte-identical.
+ * those parts are decoded (transfer encoding, charset), read the way pass 1
+ * read them (plain text, HTML with its hidden content: src/redact/html.ts,
+ * format=flowed: src/redact/flowed.ts), the values replaced with the rule's
+ * replacement, and re-encoded with their original transfer encoding and
+ * charset. The Subject is re-encoded per RFC 2047 when needed. Every other
+ * byte of the message, MIME structure and boundaries included, passes
+ * through mailsplit unchanged, so parts without a hit stay byte-identical.
+ *
+ * Fail closed (src/redact/verify.ts): each redacted part, then the whole
+ * message as it leaves, is scanned again as pass 1 would; a value left
+ * fails the stream with a RedactionError and the original is quarantined.
  *
  * Memory: a part being redacted is held whole, up to MAX_REDACT_PART bytes;
  * a larger one fails the stream, so the message is not delivered with the
- * value in it (fail closed, the client gets 451).
+ * value in it (fail closed).
  */
 import * as stream from 'node:stream';
 import { Readable, Transform, type TransformCallback, PassThrough, type Duplex } from 'node:stream';
@@ -21,9 +26,13 @@ import type { MessageContext } from './context';
 import type { CompiledRule } from '../rules/compile';
 import { partPath, HEADER_PART } from '../mime/paths';
 import { decodeTransfer, encodeTransfer, resolveCharset, decodeCharset, encodeCharset } from '../redact/codec';
-import { findRanges, applyRanges } from '../redact/find';
+import { findRanges, applyRanges, redactText } from '../redact/find';
 import { redactHtml } from '../redact/html';
-import { remainingMatches } from '../redact/verify';
+import { redactFlowed } from '../redact/flowed';
+import { partKind } from '../mime/part-kind';
+import { remainingMatches, messageCheck } from '../redact/verify';
+import { MAX_PART_TEXT } from './dlp-scan';
+import { RedactionError } from '../redact/error';
 
 export const MAX_REDACT_PART = 16 * 1024 * 1024;
 /** Part headers are parsed by mailsplit, whose parser is quadratic on hostile input: keep them small. */
@@ -32,9 +41,7 @@ const MAX_PART_HEAD = 256 * 1024;
 // stream.compose exists since Node 16.9; @types/node 20 does not declare it.
 const compose = (stream as unknown as { compose: (...s: NodeJS.ReadWriteStream[]) => Duplex }).compose;
 
-export class RedactionError extends Error {
-  readonly code = 'MV_REDACT';
-}
+export { RedactionError };
 
 interface Plan {
   /** A redact rule fired where redaction cannot rewrite (arbitrary header fields). */
@@ -215,9 +222,12 @@ function redactBody(node: any, raw: Buffer, rules: CompiledRule[], path: string)
   const text = decodeCharset(bytes, cs);
   // Re-encoding must give back every byte we did not mean to change.
   if (!encodeCharset(text, cs).equals(bytes)) throw new RedactionError(`part ${path}: its ${cs.name} text does not survive a decode/encode round trip`);
-  const html = /html/.test(node.contentType || '');
-  const view = (t: string) => (html ? redactHtml(t, rules) : { html: applyRanges(t, findRanges(t, rules)), count: findRanges(t, rules).length });
-  const { html: redacted, count } = view(text);
+  // Read the part as pass 1 does (src/mime/message-parser.ts), or a value it saw would not be found here.
+  const type = (node.contentType || 'text/plain').toLowerCase();
+  const html = partKind(type, node.filename || undefined) === 'html';
+  const flowed = !html && type === 'text/plain' && node.flowed;
+  const view = (t: string) => (html ? redactHtml(t, rules) : flowed ? redactFlowed(t, Boolean(node.delSp), rules) : redactText(t, rules));
+  const { text: redacted, count } = view(text);
   // Fail closed: pass 1 saw a value here, so pass 2 must find it, and none may survive.
   if (count === 0) throw new RedactionError(`part ${path}: the value found in pass 1 was not found again for redaction`);
   if (view(redacted).count > 0) throw new RedactionError(`part ${path}: a value survived redaction`);
@@ -260,6 +270,14 @@ export const redact: Rewriter = {
       return new Transform({ transform: (_c, _e, cb) => cb(new RedactionError(reason)), flush: (cb) => cb(new RedactionError(reason)) });
     }
     if (isEmpty(p)) return new PassThrough();
-    return redactStream(p, Math.min(MAX_PART_HEAD, ctx.config.limits.max_header_size));
+    const { limits } = ctx.config;
+    // The limits pass 1 scanned with (dlp-scan.ts), so the check reads the message as pass 1 did.
+    const check = messageCheck([...new Set([...p.parts.values(), ...p.subjects.values()].flat())], {
+      maxMimeDepth: limits.max_mime_depth,
+      maxParts: limits.max_parts,
+      maxHeaderSize: limits.max_header_size,
+      maxPartText: MAX_PART_TEXT,
+    });
+    return compose(redactStream(p, Math.min(MAX_PART_HEAD, limits.max_header_size)), ...check) as unknown as Transform;
   },
 };

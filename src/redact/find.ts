@@ -2,11 +2,13 @@
  * Finds the values to redact in one part's decoded text (a JS string), with
  * the same regexes, validators and keyword rules as the pass-1 scanner, and
  * returns non-overlapping ranges in string offsets. Like the scanner, it
- * looks at the folded text (src/detectors/fold.ts); folding keeps offsets. Pass 2 works on whole
- * parts that pass 1 flagged, so this is not on the clean-mail hot path.
+ * looks at the folded text (src/detectors/fold.ts); folding keeps offsets.
+ * Pass 2 works on whole parts that pass 1 flagged, so this is not on the
+ * clean-mail hot path.
  */
 import type { CompiledRule } from '../rules/compile';
 import { foldForDetection } from '../detectors/fold';
+import { TextMap, applyEdits } from './text-map';
 
 export interface Range {
   start: number;
@@ -45,6 +47,16 @@ export function findRanges(original: string, rules: readonly CompiledRule[]): Ra
   const out: Range[] = [];
   for (const r of found) if (!out.length || r.start >= out[out.length - 1].end) out.push(r);
   return out;
+}
+
+/** Redaction in plain text: what pass 1 scans is the text itself, less its NULs. */
+export function redactText(raw: string, rules: readonly CompiledRule[]): { text: string; count: number } {
+  const identity = new TextMap();
+  identity.copy(raw.length, 0);
+  const { text, map } = identity.withoutNul(raw);
+  const ranges = findRanges(text, rules);
+  const edits = ranges.map((r) => ({ ...map.hull(r.start, r.end)!, text: replacementOf(r.rule), ctx: 0 }));
+  return { text: applyEdits(raw, edits), count: ranges.length };
 }
 
 /** Replaces every range with its rule's replacement. */

@@ -1,139 +1,149 @@
 /*
- * Redaction inside HTML that leaves the markup valid: values are looked for
- * in the text the reader sees (tags dropped, entities decoded, script/style
- * and comments ignored, inline tags joining text with nothing so
- * `123-<b>45</b>-6789` is one value), and replaced in text nodes only: the
- * first text node of a match gets the (escaped) replacement, the other text
- * nodes it spans are emptied, every tag stays where it was.
+ * Redaction inside HTML that leaves the markup valid. Values are looked for
+ * in exactly the text pass 1 scans: its own tokenizer (src/mime/html-text.ts)
+ * runs here with a trace of where each character came from. That text is
+ * the visible text (inline tags join, "123-<b>45</b>-6789" is one value,
+ * conditional comments parsed as HTML) followed by the hidden content:
+ * attribute values, comments, <script>/<style> content, <!DOCTYPE>-like
+ * markup. So anything pass 1 can see, pass 2 can remove.
+ *
+ * A value is replaced where its first character is, escaped for that place:
+ *   - text and quoted attribute values: as character references, so the
+ *     quote style of the attribute stays valid;
+ *   - an unquoted attribute value: spaces, quotes, "=", "<", ">" and "`" as
+ *     references too; a value emptied whole becomes "" (title= href=x would
+ *     otherwise give title the value "href=x");
+ *   - comments, <script>/<style> and other markup take no references: the
+ *     characters that would end them early ('>' and a trailing "-"/"!" in a
+ *     comment, '>' in markup, '<' in script or style) are left out.
+ * The rest of the value is removed wherever it is; every tag stays in place.
+ * A character reference is removed whole when a value ends inside it.
  */
-import { decodeHTML } from 'entities';
+import { decodeHTML, decodeHTMLAttribute } from 'entities';
+import { HtmlText, HtmlContext, type HtmlTrace } from '../mime/html-text';
 import type { CompiledRule } from '../rules/compile';
 import { findRanges, replacementOf } from './find';
+import { TextMap, mergeEdits, applyEdits, type RawEdit } from './text-map';
 
-const BLOCK = /^(?:br|p|div|td|th|tr|li|ul|ol|table|h[1-6]|blockquote|pre|hr|section|article|header|footer|title|dd|dt)$/i;
+/** Builds the TextMap of the tokenizer's output; hidden text is held apart until the tokenizer flushes it. */
+class HtmlMapper implements HtmlTrace {
+  readonly map = new TextMap();
+  private readonly held = new TextMap();
+  /** Raw [start, end) of every unquoted attribute value, in order. */
+  readonly unquoted: number[] = [];
 
-interface Segment {
-  kind: 'text' | 'markup';
-  raw: string;
-  /** For text: decoded characters and, per character, its [start, end) in raw. */
-  chars?: string;
-  map?: Int32Array;
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
-/** Splits HTML into text and markup; bounded: each character is looked at a fixed number of times. */
-function segments(html: string): Segment[] {
-  const out: Segment[] = [];
-  let i = 0;
-  const pushText = (raw: string) => {
-    if (!raw) return;
-    let chars = '';
-    const map: number[] = [];
-    for (let j = 0; j < raw.length; ) {
-      if (raw[j] === '&') {
-        const semi = raw.indexOf(';', j);
-        if (semi > j && semi - j <= 32) {
-          const decoded = decodeHTML(raw.slice(j, semi + 1));
-          if (decoded !== raw.slice(j, semi + 1)) {
-            for (const ch of decoded) {
-              chars += ch === '\u00a0' ? ' ' : ch;
-              map.push(j, semi + 1);
-            }
-            j = semi + 1;
-            continue;
-          }
-        }
-      }
-      chars += raw[j] === '\u00a0' ? ' ' : raw[j];
-      map.push(j, j + 1);
-      j++;
-    }
-    out.push({ kind: 'text', raw, chars, map: Int32Array.from(map) });
-  };
-  while (i < html.length) {
-    const lt = html.indexOf('<', i);
-    if (lt < 0) {
-      pushText(html.slice(i));
-      break;
-    }
-    pushText(html.slice(i, lt));
-    // An unclosed comment or tag runs to the end of the part: `end` must
-    // always move forward, or a sender could make this loop forever.
-    const close = html.startsWith('<!--', lt) ? html.indexOf('-->', lt + 4) : html.indexOf('>', lt);
-    let end = close < 0 ? html.length : close + (html.startsWith('<!--', lt) ? 3 : 1);
-    let markup = html.slice(lt, end);
-    // HTML5 tag names run to whitespace, '/' or '>' ("<style<p>" is not <style>).
-    const name = /^<\s*([^\s/>]+)/.exec(markup)?.[1]?.toLowerCase();
-    if ((name === 'script' || name === 'style') && !markup.endsWith('/>')) {
-      const closeAt = html.toLowerCase().indexOf(`</${name}`, end);
-      const closeEnd = closeAt < 0 ? html.length : html.indexOf('>', closeAt) + 1 || html.length;
-      markup = html.slice(lt, closeEnd);
-      end = closeEnd;
-    }
-    out.push({ kind: 'markup', raw: markup });
-    i = end;
+  copy(hidden: boolean, at: number, length: number, ctx: HtmlContext): void {
+    (hidden ? this.held : this.map).copy(length, at, ctx);
   }
-  return out;
+
+  decoded(hidden: boolean, text: string, raw: string, at: number, ctx: HtmlContext): void {
+    mapDecoded(hidden ? this.held : this.map, text, raw, at, ctx);
+    if (ctx === HtmlContext.ATTR_UQ) this.unquoted.push(at, at + raw.length);
+  }
+
+  gap(hidden: boolean, length: number): void {
+    (hidden ? this.held : this.map).skip(length);
+  }
+
+  flush(): void {
+    this.map.append(this.held);
+    this.held.clear();
+  }
 }
 
-export function redactHtml(html: string, rules: readonly CompiledRule[]): { html: string; count: number } {
-  const segs = segments(html);
-  // The text a reader sees, and for each of its characters the segment and raw range.
-  let text = '';
-  const owner: number[] = [];
-  const pos: number[] = [];
-  segs.forEach((s, si) => {
-    if (s.kind === 'text') {
-      for (let k = 0; k < s.chars!.length; k++) {
-        text += s.chars![k];
-        owner.push(si);
-        pos.push(k);
-      }
-    } else {
-      const name = /^<\s*\/?\s*([a-z0-9]+)/i.exec(s.raw)?.[1];
-      if (name && BLOCK.test(name)) {
-        text += '\n';
-        owner.push(-1);
-        pos.push(-1);
-      }
+const nbspToSpace = (s: string) => s.replace(/\u00a0/g, ' ');
+const REFERENCE = /^&(?:#[xX]?[0-9A-Fa-f]*;?|[A-Za-z0-9]*;?)/;
+
+/**
+ * Maps `text`, which the tokenizer decoded from `raw`, character by character
+ * where it can: the raw is cut before each "&" (a reference never holds one),
+ * each piece is a reference, mapped whole, then characters copied as they
+ * are. If that does not give back `text` exactly, all of it maps to all of raw.
+ */
+function mapDecoded(map: TextMap, text: string, raw: string, at: number, ctx: HtmlContext): void {
+  const attribute = ctx === HtmlContext.ATTR_DQ || ctx === HtmlContext.ATTR_SQ || ctx === HtmlContext.ATTR_UQ;
+  const decode = attribute ? decodeHTMLAttribute : decodeHTML;
+  const runs: [length: number, raw: number, rawLength: number, exact: boolean][] = [];
+  let got = '';
+  for (let start = 0; start < raw.length; ) {
+    const amp = raw.indexOf('&', start + 1);
+    const end = amp < 0 ? raw.length : amp;
+    const piece = raw.slice(start, end);
+    const whole = decode(piece);
+    const head = piece[0] === '&' ? REFERENCE.exec(piece)![0] : '';
+    const headText = head ? decode(head) : '';
+    if (whole === piece) runs.push([piece.length, start, piece.length, true]);
+    else if (headText + piece.slice(head.length) === whole) {
+      runs.push([headText.length, start, head.length, false], [piece.length - head.length, start + head.length, piece.length - head.length, true]);
+    } else runs.push([whole.length, start, piece.length, false]);
+    got += whole;
+    start = end;
+  }
+  if (nbspToSpace(got) !== text) {
+    map.span(text.length, at, raw.length, ctx);
+    return;
+  }
+  for (const [length, start, rawLength, exact] of runs) {
+    if (exact) map.copy(length, at + start, ctx);
+    else map.span(length, at + start, rawLength, ctx);
+  }
+}
+
+const ref = (c: string) => `&#${c.codePointAt(0)};`;
+
+/** The replacement as it must be written where the value's first character was. */
+function escapeFor(ctx: number, s: string): string {
+  switch (ctx) {
+    case HtmlContext.ATTR_SQ:
+      return s.replace(/[&<>']/g, (c) => (c === "'" ? '&#39;' : ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!));
+    case HtmlContext.ATTR_UQ:
+      return s.replace(/&/g, '&amp;').replace(/[\s"'<>=`]/g, ref);
+    case HtmlContext.COMMENT:
+      return s.replace(/>/g, '').replace(/[-!]+$/, '');
+    case HtmlContext.BOGUS:
+      return s.replace(/>/g, '');
+    case HtmlContext.RAWTEXT:
+      return s.replace(/</g, '');
+    default: // text, double-quoted attribute value
+      return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+  }
+}
+
+/** An unquoted attribute value that the edits remove whole and replace with nothing is written "". */
+function quoteEmptied(edits: RawEdit[], unquoted: readonly number[]): void {
+  let e = 0;
+  for (let u = 0; u < unquoted.length; u += 2) {
+    const [start, end] = [unquoted[u], unquoted[u + 1]];
+    while (e < edits.length && edits[e].end <= start) e++;
+    if (e >= edits.length || edits[e].start > start) continue;
+    let covered = start;
+    let empty = true;
+    for (let k = e; k < edits.length && edits[k].start <= covered && covered < end; k++) {
+      empty &&= edits[k].text === '';
+      covered = Math.max(covered, edits[k].end);
     }
-  });
+    if (covered >= end && empty) edits[e].text = '""';
+  }
+}
+
+export function redactHtml(html: string, rules: readonly CompiledRule[]): { text: string; count: number } {
+  const mapper = new HtmlMapper();
+  const tokenizer = new HtmlText(mapper);
+  const scanned = tokenizer.write(html) + tokenizer.end();
+  if (mapper.map.length !== scanned.length) throw new Error(`redact/html: mapped ${mapper.map.length} of ${scanned.length} characters`);
+  const { text, map } = mapper.map.withoutNul(scanned);
   const ranges = findRanges(text, rules);
-  if (!ranges.length) return { html, count: 0 };
-  // Per text segment: raw [start, end) spans to replace, and with what.
-  const edits = new Map<number, { from: number; to: number; with: string }[]>();
+  if (!ranges.length) return { text: html, count: 0 };
+  const edits: RawEdit[] = [];
   for (const r of ranges) {
-    let first = true;
-    for (let c = r.start; c < r.end; c++) {
-      const si = owner[c];
-      if (si < 0) continue;
-      const map = segs[si].map!;
-      const from = map[pos[c] * 2];
-      const to = map[pos[c] * 2 + 1];
-      const list = edits.get(si) ?? [];
-      const last = list[list.length - 1];
-      if (!first && last && last.to === from) last.to = to;
-      else list.push({ from, to, with: first ? escapeHtml(replacementOf(r.rule)) : '' });
-      first = false;
-      edits.set(si, list);
-    }
+    map.pieces(r.start, r.end).forEach((p, k, all) => {
+      // NULs between two pieces (pass 1 dropped them) go with the value.
+      const gap = k > 0 ? p.start - all[k - 1].end : 0;
+      if (gap > 0 && gap <= 64 && /^\0+$/.test(html.slice(all[k - 1].end, p.start))) p.start = all[k - 1].end;
+      edits.push({ ...p, text: k === 0 ? escapeFor(p.ctx, replacementOf(r.rule)) : '' });
+    });
   }
-  let out = '';
-  segs.forEach((s, si) => {
-    const list = edits.get(si);
-    if (!list) {
-      out += s.raw;
-      return;
-    }
-    let at = 0;
-    for (const e of list) {
-      out += s.raw.slice(at, e.from) + e.with;
-      at = e.to;
-    }
-    out += s.raw.slice(at);
-  });
-  return { html: out, count: ranges.length };
+  const merged = mergeEdits(edits);
+  quoteEmptied(merged, mapper.unquoted);
+  return { text: applyEdits(html, merged), count: ranges.length };
 }
