@@ -64,7 +64,10 @@ function plan(ctx: MessageContext): Plan {
   for (const f of ctx.findings) {
     const rule = redactRules.get(f.rule);
     if (!rule || !ctx.verdict.rules.includes(f.rule)) continue;
-    if (f.scope === 'subject') addRule(p.subjects, f.part, rule);
+    // Inside an attached message, its header fields are attachment text at "<path>.0": of those, redaction rewrites the
+    // Subject; a value in another field is not found there, and that fails closed (redactSubject, then messageCheck).
+    const attachedHeaders = f.scope === 'attachments' && /(?:^|\.)0$/.test(f.part);
+    if (f.scope === 'subject' || attachedHeaders) addRule(p.subjects, f.part, rule);
     else if (f.scope === 'headers') p.unredactable = `rule ${rule.def.id} matched in header fields, which redaction does not rewrite`;
     else addRule(p.parts, f.part, rule);
   }

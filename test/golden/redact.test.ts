@@ -467,7 +467,7 @@ for (const name of cases) {
  * Bugs found while writing the cases above, each fixed since and kept as a
  * regression test; the titles say what used to happen.
  */
-describe('redaction: known bugs', () => {
+describe('redaction: regressions', () => {
   const CARD_RULES = 'rules:\n  - id: payment-card\n    detector: credit_card\n    action: redact\n    replacement: "[CARD]"\n';
   const SSN_RULES = 'rules:\n  - id: us-ssn\n    detector: us_ssn\n    action: redact\n    replacement: "[SSN]"\n';
   const msg = (head: string[], body: string | Buffer): Buffer =>
@@ -539,6 +539,51 @@ describe('redaction: known bugs', () => {
       assert.match(out.toString('latin1'), /Please charge \[CARD\]\./);
     },
   );
+
+  test(
+    'a value in the Subject of an attached message was filed as a body part and could not be redacted (RedactionError)',
+    async () => {
+      const body = [
+        '--o',
+        'Content-Type: text/plain',
+        '',
+        'Forwarded below.',
+        '--o',
+        'Content-Type: message/rfc822',
+        'Content-Disposition: attachment; filename="fwd.eml"',
+        '',
+        'From: <customer@example.org>',
+        'Subject: SSN 123-45-6789 as asked',
+        'Content-Type: text/plain',
+        '',
+        'See subject.',
+        '--o--',
+        '',
+      ].join('\r\n');
+      const out = await redactsCleanly(msg(['Content-Type: multipart/mixed; boundary="o"'], body), SSN_RULES);
+      assert.match(out.toString('latin1'), /\r\nSubject: SSN \[SSN\] as asked\r\n/);
+    },
+  );
+
+  test('a value in another header field of an attached message (a display name) is not rewritten: the stage fails closed', async () => {
+    const body = [
+      '--o',
+      'Content-Type: message/rfc822',
+      'Content-Disposition: attachment',
+      '',
+      'From: "SSN 123-45-6789" <customer@example.org>',
+      'Subject: hello',
+      'Content-Type: text/plain',
+      '',
+      'See sender.',
+      '--o--',
+      '',
+    ].join('\r\n');
+    const raw = msg(['Content-Type: multipart/mixed; boundary="o"'], body);
+    const ctx = await scan(raw, ruleSetFromYaml(SSN_RULES));
+    assert.equal(ctx.verdict.action, 'redact');
+    await assert.rejects(redacted(raw, ctx, 3), (err: Error & { code?: string }) => err.code === 'MV_REDACT');
+  });
 
   test(
     'a text/plain; format=flowed value split by a soft line break cannot be redacted (RedactionError)',
