@@ -22,7 +22,7 @@
 import type { CompiledRule } from '../rules/compile';
 import { FlowedText } from '../mime/flowed';
 import { findRanges, replacementOf } from './find';
-import { TextMap, applyEdits, type RawEdit } from './text-map';
+import { TextMap, applyEdits, lastAtOrBefore, type RawEdit } from './text-map';
 import { RedactionError } from './error';
 
 export const MAX_LINE_OCTETS = 998;
@@ -83,14 +83,7 @@ function isSignature(text: string, from: number, to: number): boolean {
 
 /** The line holding raw offset `pos`. */
 function lineAt(p: Parsed, pos: number): number {
-  let lo = 0;
-  let hi = p.count - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (p.lines[mid * LINE] <= pos) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
+  return lastAtOrBefore(p.lines, LINE, p.count, pos);
 }
 
 export function redactFlowed(text: string, delSp: boolean, rules: readonly CompiledRule[]): { text: string; count: number } {

@@ -113,14 +113,7 @@ export class TextMap {
 
   /** The last run starting at or before text offset `pos` (0 if none). */
   private runAt(pos: number): number {
-    let lo = 0;
-    let hi = this.runs - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.data[mid * FIELDS] <= pos) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return lastAtOrBefore(this.data, FIELDS, this.runs, pos);
   }
 
   private push(text: number, length: number, raw: number, rawLength: number, flags: number): void {
@@ -167,4 +160,20 @@ export function applyEdits(raw: string, edits: readonly RawEdit[]): string {
     at = e.end;
   }
   return out + raw.slice(at);
+}
+
+/**
+ * Binary search over `count` records of `stride` numbers each, sorted by
+ * their first number: the index of the last record whose first number is at
+ * or before `pos` (0 if none).
+ */
+export function lastAtOrBefore(data: ArrayLike<number>, stride: number, count: number, pos: number): number {
+  let lo = 0;
+  let hi = count - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (data[mid * stride] <= pos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }

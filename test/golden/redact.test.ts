@@ -525,27 +525,17 @@ describe('redaction: regressions', () => {
     },
   );
 
+  /** A multipart/mixed message: a text part, then an attached message with `disposition`, these header lines and this body. */
+  const forwarded = (disposition: string, head: string[], body: string): Buffer =>
+    msg(
+      ['Content-Type: multipart/mixed; boundary="o"'],
+      ['--o', 'Content-Type: text/plain', '', 'Forwarded below.', '--o', 'Content-Type: message/rfc822', `Content-Disposition: ${disposition}`, '', ...head, 'Content-Type: text/plain', '', body, '--o--', ''].join('\r\n'),
+    );
+
   test(
     'a message/rfc822 part with Content-Disposition: inline cannot be redacted (RedactionError)',
     async () => {
-      const body = [
-        '--o',
-        'Content-Type: text/plain',
-        '',
-        'Forwarded below.',
-        '--o',
-        'Content-Type: message/rfc822',
-        'Content-Disposition: inline',
-        '',
-        'From: <customer@example.org>',
-        'Subject: card',
-        'Content-Type: text/plain',
-        '',
-        'Please charge 3782 822463 10005.',
-        '--o--',
-        '',
-      ].join('\r\n');
-      const out = await redactsCleanly(msg(['Content-Type: multipart/mixed; boundary="o"'], body), CARD_RULES);
+      const out = await redactsCleanly(forwarded('inline', ['From: <customer@example.org>', 'Subject: card'], 'Please charge 3782 822463 10005.'), CARD_RULES);
       assert.match(out.toString('latin1'), /Please charge \[CARD\]\./);
     },
   );
@@ -553,46 +543,17 @@ describe('redaction: regressions', () => {
   test(
     'a value in the Subject of an attached message was filed as a body part and could not be redacted (RedactionError)',
     async () => {
-      const body = [
-        '--o',
-        'Content-Type: text/plain',
-        '',
-        'Forwarded below.',
-        '--o',
-        'Content-Type: message/rfc822',
-        'Content-Disposition: attachment; filename="fwd.eml"',
-        '',
-        'From: <customer@example.org>',
-        'Subject: SSN 123-45-6789 as asked',
-        'Content-Type: text/plain',
-        '',
-        'See subject.',
-        '--o--',
-        '',
-      ].join('\r\n');
-      const out = await redactsCleanly(msg(['Content-Type: multipart/mixed; boundary="o"'], body), SSN_RULES);
+      const raw = forwarded('attachment; filename="fwd.eml"', ['From: <customer@example.org>', 'Subject: SSN 123-45-6789 as asked'], 'See subject.');
+      const out = await redactsCleanly(raw, SSN_RULES);
       assert.match(out.toString('latin1'), /\r\nSubject: SSN \[SSN\] as asked\r\n/);
     },
   );
 
   test('a value in another header field of an attached message (a display name) is not rewritten: the stage fails closed', async () => {
-    const body = [
-      '--o',
-      'Content-Type: message/rfc822',
-      'Content-Disposition: attachment',
-      '',
-      'From: "SSN 123-45-6789" <customer@example.org>',
-      'Subject: hello',
-      'Content-Type: text/plain',
-      '',
-      'See sender.',
-      '--o--',
-      '',
-    ].join('\r\n');
-    const raw = msg(['Content-Type: multipart/mixed; boundary="o"'], body);
+    const raw = forwarded('attachment', ['From: "SSN 123-45-6789" <customer@example.org>', 'Subject: hello'], 'See sender.');
     const ctx = await scan(raw, ruleSetFromYaml(SSN_RULES));
     assert.equal(ctx.verdict.action, 'redact');
-    await assert.rejects(redacted(raw, ctx, 3), (err: Error & { code?: string }) => err.code === 'MV_REDACT');
+    assert.equal(await redactedOrRefused(raw, ctx), undefined);
   });
 
   test(
