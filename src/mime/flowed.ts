@@ -39,6 +39,12 @@ export class FlowedText {
       }
       this.atLineStart = false;
       if (c === 0x20) {
+        // A space with more text after it on the line is plain text: it stays in the run (slicing at every space made a string per word).
+        const next = i + 1 < s.length ? s.charCodeAt(i + 1) : -1;
+        if (!this.held && next >= 0 && next !== 0x20 && next !== 0x0d && next !== 0x0a) {
+          this.note(c);
+          continue;
+        }
         out += s.slice(runStart, i) + this.held;
         this.held = ' ';
         runStart = i + 1;

@@ -71,6 +71,8 @@ interface NodeState {
   skip: boolean;
   children: number;
   reported: Set<string>;
+  /** A container's own text (preamble and epilogue), ended with the message. */
+  ownText?: PartText;
 }
 
 type Leaf =
@@ -81,6 +83,11 @@ interface SplitterData {
   type: 'body' | 'data';
   node: MimeNode;
   value: Buffer;
+}
+
+/** A multipart with a boundary: its children are parts, its own lines are preamble, delimiters and epilogue. */
+function isContainer(node: MimeNode): boolean {
+  return Boolean(node.multipart && node._boundary);
 }
 
 function join(path: string, n: string): string {
@@ -140,6 +147,7 @@ export class MessageParser {
     }
     if (this.failed) return; // closed when it failed
     this.closeCurrent();
+    for (const state of this.containers) state.ownText?.end();
     this.checkContainers();
   }
 
@@ -239,8 +247,9 @@ export class MessageParser {
     const node = this.splitter.node;
     const leaf = this.current && this.current.node === node ? this.current : undefined;
     if (node.multipart || !node.parentNode) {
-      // 'data' lines, or a root node's body: mailsplit keeps the line ends.
-      if (leaf) this.data(leaf, span);
+      // 'data' lines (a multipart's preamble or epilogue), or a root node's body: mailsplit keeps the line ends.
+      const target = leaf ?? this.containerText(node);
+      if (target) this.data(target, span);
       return;
     }
     const carry = this.carry;
@@ -293,7 +302,7 @@ export class MessageParser {
       if (cut === 0) return;
       d.value = d.value.subarray(0, cut);
     }
-    this.handle(d);
+    this.handle(d, final);
   }
 
   /**
@@ -307,15 +316,41 @@ export class MessageParser {
     if (!harmless) markLineSplit(node);
   }
 
-  private handle(event: MimeNode | SplitterData): void {
+  private handle(event: MimeNode | SplitterData, final = false): void {
     if (this.ctx.stopped) return;
     if ((event as { type: string }).type === 'node') return this.onNode(event as MimeNode);
     const { node, value } = event as SplitterData;
-    // Any event of another node (a boundary line, the parent's epilogue) ends the open leaf.
+    if (isContainer(node)) {
+      // A multipart's own lines arrive here one by one: boundary lines (which
+      // end its preamble or a part), and at the very end an unterminated last
+      // line of the epilogue (final), which is text like the rest of it.
+      if (!final) return this.closeCurrent();
+      const leaf = this.current && this.current.node === node ? this.current : this.containerText(node);
+      if (leaf) this.data(leaf, value);
+      return;
+    }
+    // Any event of another node ends the open leaf.
     if (this.current && this.current.node !== node) this.closeCurrent();
     const leaf = this.current;
-    if (!leaf) return; // preamble, epilogue, boundary lines, parts not extracted
+    if (!leaf) return; // parts not extracted
     this.data(leaf, value);
+  }
+
+  /**
+   * The text leaf for a multipart's own text, its preamble or epilogue (RFC
+   * 2046 5.1.1): readers hide it, but it leaves with the message and a
+   * non-MIME reader shows it, so it is scanned as text of the container's
+   * path. A leaf is opened anew after each part; they all feed one PartText,
+   * ended with the message. Undefined when the container is cut off by a
+   * limit.
+   */
+  private containerText(node: MimeNode): Leaf | undefined {
+    const state = isContainer(node) ? this.stateOf(node) : undefined;
+    if (!state || state.skip) return undefined;
+    this.closeCurrent();
+    state.ownText ??= new PartText(this.ctx.sink, state.info, this.ctx.limits.maxPartText);
+    this.current = { kind: 'text', node, state, text: new TextLeaf(state.ownText, { html: false, shared: true }) };
+    return this.current;
   }
 
   private data(leaf: Leaf, value: Buffer): void {
@@ -483,6 +518,7 @@ export class MessageParser {
     this.failed = true;
     if (!this.ctx.stopped) this.reportFailure(err); // once stopped, the message is unscannable already; what fails after that is noise
     this.closeCurrent();
+    for (const state of this.containers) state.ownText?.end();
   }
 
   private reportFailure(err: unknown): void {

@@ -5,7 +5,8 @@
  *     'subject' and 'headers'; a consumer keys parts by path AND scope);
  *   - a single-part message body is "1"; the children of a multipart body are
  *     "1", "2", ...; grandchildren "2.1", ...; the top-level multipart
- *     container itself is "" (it only ever appears in unscannable calls);
+ *     container itself is "" (its own text, the preamble and epilogue, is
+ *     given as that part, contentType 'multipart/...');
  *   - a message/rfc822 part "2" has its header fields at "2.0", a single-part
  *     body at "2.1", or a multipart body whose container is "2" and whose
  *     children are "2.1", "2.2", ...
@@ -14,7 +15,10 @@
  *   - extracted part (text, HTML, header pseudo-part): text* then endPart once,
  *     with unscannable calls possibly in between (each reason at most once);
  *   - part not extracted (image, PDF, zip...): notExtracted once, nothing else;
- *   - containers and message/rfc822 parts: nothing, unless unscannable;
+ *   - containers: their preamble and epilogue as one extracted part (text*
+ *     then endPart, which may come after their children's calls), or nothing
+ *     if both are empty; and unscannable;
+ *   - message/rfc822 parts: nothing, unless unscannable;
  *   - a subtree cut off by a limit: unscannable on its top node only.
  * Unscannable always means "this message is not clean" (DESIGN.md
  * guarantee 5); the text already given before it is still worth scanning.

@@ -556,6 +556,15 @@ describe('redaction: regressions', () => {
     assert.equal(await redactedOrRefused(raw, ctx), undefined);
   });
 
+  test('a value in a multipart preamble or epilogue was never scanned and left in clear; now it is found, and, not being rewritable there, fails closed', async () => {
+    for (const [preamble, epilogue] of [['SSN 123-45-6789', ''], ['', 'SSN 123-45-6789\r\n']]) {
+      const raw = msg(['Content-Type: multipart/mixed; boundary="b"'], `${preamble}\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n${epilogue}`);
+      const ctx = await scan(raw, ruleSetFromYaml(SSN_RULES), 17);
+      assert.equal(ctx.verdict.action, 'redact', JSON.stringify({ preamble, epilogue }));
+      assert.equal(await redactedOrRefused(raw, ctx), undefined);
+    }
+  });
+
   test(
     'a text/plain; format=flowed value split by a soft line break cannot be redacted (RedactionError)',
     async () => {

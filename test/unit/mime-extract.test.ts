@@ -122,7 +122,9 @@ test('RFC 2047: B and Q words, UTF-8 and ISO-8859-1, in Subject and display name
 
 test('multipart/alternative: both the plain and the HTML part are extracted', async () => {
   const sink = await extractAll(fixture('alternative.eml'));
-  assert.deepEqual(leafPaths(sink), ['0|headers', '0|subject', '1|body', '2|body']);
+  // '' is the multipart container's own text: its preamble.
+  assert.deepEqual(leafPaths(sink), ['0|headers', '0|subject', '1|body', '2|body', '|body']);
+  assert.equal(sink.textOf(''), 'This is a multi-part message in MIME format.\r\n');
   assert.equal(sink.textOf('1'), 'Plain: 123-45-6789');
   assert.equal(sink.textOf('2'), '\nHTML: 123-45-6789\n');
   assert.equal(sink.info('2')?.depth, 1);
@@ -429,4 +431,16 @@ test('an exception from the sink is an internal error: the stream fails', async 
 
 test('limits are checked at construction', () => {
   assert.throws(() => new MimeTextExtractor(new RecordingSink(), { ...TEST_LIMITS, maxParts: 0 }), /maxParts/);
+});
+
+test("a multipart's preamble and epilogue are scanned as the container's own text, the last line even without a line end", async () => {
+  const input = Buffer.from(
+    HEAD.replace(/\n/g, '\r\n') +
+      'Content-Type: multipart/mixed; boundary="b"\r\n\r\nPreamble SSN 123-45-6789\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\nEpilogue line one\r\ncard 4111 1111 1111 1111',
+  );
+  const sink = await extractAll(input);
+  assert.deepEqual(leafPaths(sink), ['0|headers', '0|subject', '1|body', '|body']);
+  assert.equal(sink.textOf(''), 'Preamble SSN 123-45-6789\r\nEpilogue line one\r\ncard 4111 1111 1111 1111');
+  assert.equal(sink.info('')?.contentType, 'multipart/mixed');
+  assert.equal(sink.textOf('1'), 'hello');
 });
