@@ -415,6 +415,39 @@ test('quarantine: 250 "held in quarantine as <id>", nothing at the sink, listed 
   }
 });
 
+test('a quarantined card number is readable nowhere under state_dir (shipped rules: a card in a display name is quarantined)', { skip }, async () => {
+  // The shipped rules.d, as an operator starts with it: payment-card-in-headers quarantines.
+  const sink = await startSink();
+  running.push(sink);
+  const mv = await startMailveil({ nextHop: sink.address });
+  running.push(mv);
+  const card = '4539 1488 0343 6467';
+  const csv = Buffer.from(`name,card\r\nPat Example,${card.replace(/ /g, '')}\r\n`);
+  const message =
+    `From: Sender <sender@example.com>\r\nTo: "Card ${card}" <rcpt@example.net>\r\nSubject: order\r\n` +
+    `Message-ID: <card-at-rest@mail.example.com>\r\nX-Test-Case: card-at-rest\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n` +
+    `--b\r\nContent-Type: text/plain\r\n\r\nCard ${card}, also ${card.replace(/ /g, '-')}.\r\n` +
+    `--b\r\nContent-Type: text/csv; name="cards.csv"\r\nContent-Transfer-Encoding: base64\r\n\r\n${csv.toString('base64')}\r\n--b--\r\n`;
+  const id = heldId(await send(mv, message));
+  const logLine = await mv.waitForLog((l) => l.id === id && typeof l.verdict === 'string', `the log line of ${id}`);
+  assert.equal(logLine.verdict, 'quarantine');
+  assert.deepEqual(logLine.rules, ['payment-card', 'payment-card-in-headers']);
+  await assertNothingAtSink(sink, 'card-at-rest');
+
+  // Every way the number could sit in a file: grouped, dashed, bare, in the base64 of the attachment, in UTF-16.
+  const digits = card.replace(/ /g, '');
+  const forms = [card, card.replace(/ /g, '-'), digits, csv.toString('base64').slice(0, 40)];
+  const files = walk(mv.stateDir);
+  assert.ok(files.some((f) => f.includes('quarantine')), `no quarantine file under ${mv.stateDir}: ${files.join(', ')}`);
+  for (const f of files) {
+    const bytes = readFileSync(f);
+    for (const form of forms) for (const enc of ['utf8', 'utf16le'] as const) assert.ok(!bytes.includes(Buffer.from(form, enc)), `${f} holds the card (${enc}) in clear`);
+    assert.doesNotMatch(bytes.toString('latin1'), /4539\D{0,3}1488\D{0,3}0343\D{0,3}6467/, `${f} holds the card in clear`);
+  }
+  // Nor in what mailveil printed.
+  assert.ok(!JSON.stringify(mv.logs()).includes(digits.slice(0, 8)) && !mv.stderr().includes(digits.slice(0, 8)));
+});
+
 test('reject: exactly the rule\'s 550 reply, nothing at the sink', { skip }, async () => {
   const { sink, mv } = await env();
   const [m, h] = await delta(mv, [msgs('reject'), hits('t-reject', 'reject')], async () => {
