@@ -89,6 +89,17 @@ function isLetter(c: number): boolean {
 function isEntityChar(c: number): boolean {
   return isLetter(c) || (c >= 0x30 && c <= 0x39) || c === 0x23;
 }
+/** The references most mail HTML is made of, decoded without a call into `entities` (values as nbspToSpace(decodeHTML(...)) gives them). */
+const COMMON_ENTITIES = new Map([
+  ['&nbsp;', ' '],
+  ['&amp;', '&'],
+  ['&lt;', '<'],
+  ['&gt;', '>'],
+  ['&quot;', '"'],
+  ['&#39;', "'"],
+  ['&#160;', ' '],
+]);
+
 function nbspToSpace(s: string): string {
   return s.indexOf('\u00a0') < 0 ? s : s.replace(/\u00a0/g, ' ');
 }
@@ -131,8 +142,24 @@ export class HtmlText {
     this.at = this.seen;
     this.seen += len;
     while (i < len) {
-      // Fast paths over the long runs: text, quoted values, comments, scripts.
+      // Fast paths over the long runs: text, tag names, quoted values, comments, scripts.
       switch (this.state) {
+        case TAG_NAME: {
+          let j = i;
+          while (j < len) {
+            const c = s.charCodeAt(j);
+            if (isSpace(c) || c === 0x2f || c === 0x3e) break;
+            j++;
+          }
+          if (j > i) {
+            // As step() does it character by character: capped, a name too long to be one we know ends in '~'.
+            const name = this.tagName + s.slice(i, j).toLowerCase();
+            this.tagName = name.length > MAX_NAME ? name.slice(0, MAX_NAME - 1) + '~' : name;
+          }
+          if (j === len) return this.take();
+          i = j;
+          break;
+        }
         case DATA: {
           let j = i;
           while (j < len) {
@@ -467,7 +494,7 @@ export class HtmlText {
 
   private flushEntity(): void {
     if (this.entity.length > 1) {
-      const text = nbspToSpace(decodeHTML(this.entity));
+      const text = COMMON_ENTITIES.get(this.entity) ?? nbspToSpace(decodeHTML(this.entity));
       this.out += text;
       this.trace?.decoded(false, text, this.entity, this.mark, TEXT);
     } else {
