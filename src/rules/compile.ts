@@ -28,6 +28,13 @@ export interface CompiledRule {
   requiresKeyword: (value: string) => boolean;
   /** Matches any keyword (detector's and rule's), or undefined when there are none. */
   keywords?: RE2;
+  /**
+   * The same keywords without the boundary test around them: what `keywords`
+   * needs somewhere in any stretch of text it could match. A text without it
+   * holds no keyword anywhere, which the scanner checks once per window
+   * instead of once per match when many matches need a keyword.
+   */
+  keywordPhrases?: RE2;
   /** Rule gave its own keywords: only matches near a keyword count. */
   keywordsRequired: boolean;
   within: number;
@@ -69,12 +76,22 @@ export function keywordSource(word: string): string {
   return word.trim().toLowerCase().split(/\s+/).map(escapeRe).join(KEYWORD_GAP);
 }
 
+function keywordAlternatives(words: readonly string[]): string | undefined {
+  const uniq = [...new Set(words.map((w) => w.trim().toLowerCase()).filter(Boolean))];
+  return uniq.length ? `(?:${uniq.map(keywordSource).join('|')})` : undefined;
+}
+
 /** Matches any of `words` (case-insensitive), not glued to a letter or digit on either side. */
 export function keywordMatcher(words: readonly string[]): RE2 | undefined {
-  const uniq = [...new Set(words.map((w) => w.trim().toLowerCase()).filter(Boolean))];
-  if (!uniq.length) return undefined;
+  const any = keywordAlternatives(words);
   // Word-ish boundaries without lookbehind: a keyword must not be glued to letters.
-  return new RE2(`(?:^|[^\\p{L}\\p{N}])(?:${uniq.map(keywordSource).join('|')})(?:$|[^\\p{L}\\p{N}])`, 'iu');
+  return any ? new RE2(`(?:^|[^\\p{L}\\p{N}])${any}(?:$|[^\\p{L}\\p{N}])`, 'iu') : undefined;
+}
+
+/** Any of `words` (case-insensitive) anywhere, glued or not: see CompiledRule.keywordPhrases. */
+function keywordPhrases(words: readonly string[]): RE2 | undefined {
+  const any = keywordAlternatives(words);
+  return any ? new RE2(any, 'iu') : undefined;
 }
 
 export function compileRule(def: RuleDefinition): CompiledRule {
@@ -113,6 +130,7 @@ export function compileRule(def: RuleDefinition): CompiledRule {
     validate,
     requiresKeyword: detector?.requiresKeyword ? (v) => detector!.requiresKeyword!(v) : () => false,
     keywords: keywordMatcher([...(detector?.keywords ?? []), ...ruleKeywords]),
+    keywordPhrases: keywordPhrases([...(detector?.keywords ?? []), ...ruleKeywords]),
     keywordsRequired: ruleKeywords.length > 0,
     within: def.within ?? detector?.within ?? DEFAULT_WITHIN,
     maxLength: detector?.maxLength ?? CUSTOM_MAX_LENGTH,

@@ -25,6 +25,8 @@
  * folded first (src/detectors/fold.ts), as redaction's findRanges folds it.
  */
 import type { CompiledRule, CompiledRules, Scope } from './compile';
+
+type RE2Like = NonNullable<CompiledRule['keywordPhrases']>;
 import { foldForDetection } from '../detectors/fold';
 
 const WINDOW = 256 * 1024;
@@ -32,6 +34,8 @@ const WINDOW = 256 * 1024;
 const SLICE = 8 * 1024;
 /** Matches found with exec in one window before the rest are found in bulk (runRuleBulk). */
 const EXEC_BEFORE_BULK = 8;
+/** Keyword look-ups for one rule in one window before the window is checked once for any keyword at all. */
+const KEYWORD_CHECKS_BEFORE_PRESENCE = 16;
 const MARK_START = 0x01;
 const MARK_END = 0x02;
 const MARKS = '\x01$&\x02';
@@ -81,6 +85,14 @@ export class PartScanner {
   private pendingChars = 0;
   private readonly rules: CompiledRule[];
   private readonly keys: string[];
+  /**
+   * Per keyword regex, for the window being scanned: look-ups so far, then
+   * (true/false) whether any keyword occurs in it at all. Number-dense text
+   * (a table, a CSV) can hold thousands of matches that each need a keyword
+   * within `within` characters; when the window has none anywhere, one pass
+   * says so for all of them (see CompiledRule.keywordPhrases).
+   */
+  private keywordState = new Map<RE2Like, number | boolean>();
 
   constructor(
     private readonly compiled: CompiledRules,
@@ -133,6 +145,7 @@ export class PartScanner {
     const limit = final ? buf.length : buf.length - horizon;
     // Matches starting before `minStart` were decided in the last window.
     const minStart = Math.max(0, this.reportedUpTo - this.base);
+    this.keywordState.clear();
     const runs = this.candidateRuns(buf, minStart, limit);
     const shared = new Map<string, Found>();
     for (let k = 0; k < this.rules.length; k++) {
@@ -261,11 +274,27 @@ export class PartScanner {
     return true;
   }
 
+  /** False once the window is known to hold no keyword of the rule anywhere. */
+  private keywordsMayBeIn(rule: CompiledRule, buf: Buffer): boolean {
+    const phrases = rule.keywordPhrases;
+    if (!phrases) return true;
+    const state = this.keywordState.get(phrases) ?? 0;
+    if (typeof state === 'boolean') return state;
+    if (state < KEYWORD_CHECKS_BEFORE_PRESENCE) {
+      this.keywordState.set(phrases, state + 1);
+      return true;
+    }
+    const present = phrases.test(buf);
+    this.keywordState.set(phrases, present);
+    return present;
+  }
+
   private accept(rule: CompiledRule, buf: Buffer, start: number, end: number, value: string): boolean {
     if (!rule.validate(value)) return false;
     const needKeyword = rule.keywordsRequired || rule.requiresKeyword(value);
     if (!needKeyword) return true;
     if (!rule.keywords) return false;
+    if (!this.keywordsMayBeIn(rule, buf)) return false;
     const from = Math.max(0, start - rule.within);
     const to = Math.min(buf.length, end + rule.within);
     return rule.keywords.test(buf.subarray(from, to));

@@ -98,3 +98,13 @@ test('a dense run in the middle of a long clean part: every value is found once'
   assert.deepEqual(got, reference(bodyRules, s));
   assert.equal(got.filter((g) => g.startsWith('us-ssn@')).length, 300);
 });
+
+test('thousands of matches that need a keyword: none counts where no keyword is near, the ones near a keyword do', () => {
+  // Bare 9-digit SSNs count only near a keyword: after 16 look-ups a window is checked once for any keyword at all.
+  const rows = (n: number) => Array.from({ length: n }, (_, i) => `row ${i}: 123-45-6789 and 234567891 done`).join('\r\n');
+  const s = rows(3000) + '\r\nSSN list follows\r\n' + rows(20) + '\r\n' + 'x'.repeat(700_000) + rows(3000);
+  const got = scanned(s, (left) => Math.min(left, 65_536));
+  assert.deepEqual(got, reference(bodyRules, s));
+  const bare = got.filter((g) => g.startsWith('us-ssn@')).length - 6020;
+  assert.ok(bare > 0 && bare < 40, `only the bare numbers near "SSN" count (${bare})`);
+});
