@@ -9,11 +9,11 @@
  * rules can match a value starting there; only those rules run their own
  * regex, and only over the slices that were flagged. Rules with the same
  * regex (a monitor rule and a bulk rule on one detector) share that pass;
- * each then checks the values with its own validator and keywords. Clean text therefore
- * costs one native call per slice, not one per rule (the JS/C++ boundary
- * costs ~0.4 µs), and a rule that one value in a long part wakes up reads a
- * slice, not the part: every RE2 pass reads about 1.5 ns per byte, however
- * simple the pattern.
+ * each then checks the values with its own validator and keywords. Clean
+ * text therefore costs one native call per slice, not one per rule (the
+ * JS/C++ boundary costs ~0.4 µs), and a rule that one value in a long part
+ * wakes up reads a slice, not the part: every RE2 pass reads about 1.5 ns
+ * per byte, however simple the pattern.
  *
  * A slice's Set pass sees one byte before it (for \b) and the longest match
  * plus one byte after it, so any value that starts in the slice is seen with
@@ -25,9 +25,9 @@
  * folded first (src/detectors/fold.ts), as redaction's findRanges folds it.
  */
 import type { CompiledRule, CompiledRules, Scope } from './compile';
+import { foldForDetection } from '../detectors/fold';
 
 type RE2Like = NonNullable<CompiledRule['keywordPhrases']>;
-import { foldForDetection } from '../detectors/fold';
 
 const WINDOW = 256 * 1024;
 /** Bytes per Set pass: small enough that one value does not wake a rule up for a whole window, large enough that the overlap (maxLength) stays cheap. */
