@@ -71,8 +71,6 @@ interface NodeState {
   skip: boolean;
   children: number;
   reported: Set<string>;
-  /** A container's own text (preamble and epilogue), ended with the message. */
-  ownText?: PartText;
 }
 
 type Leaf =
@@ -147,7 +145,6 @@ export class MessageParser {
     }
     if (this.failed) return; // closed when it failed
     this.closeCurrent();
-    for (const state of this.containers) state.ownText?.end();
     this.checkContainers();
   }
 
@@ -324,7 +321,8 @@ export class MessageParser {
       // A multipart's own lines arrive here one by one: boundary lines (which
       // end its preamble or a part), and at the very end an unterminated last
       // line of the epilogue (final), which is text like the rest of it.
-      if (!final) return this.closeCurrent();
+      // A nested message's closing delimiter comes last this way too (its line end went to the outer boundary).
+      if (!final || this.splitter.isBoundary(value)) return this.closeCurrent();
       const leaf = this.current && this.current.node === node ? this.current : this.containerText(node);
       if (leaf) this.data(leaf, value);
       return;
@@ -340,16 +338,19 @@ export class MessageParser {
    * The text leaf for a multipart's own text, its preamble or epilogue (RFC
    * 2046 5.1.1): readers hide it, but it leaves with the message and a
    * non-MIME reader shows it, so it is scanned as text of the container's
-   * path. A leaf is opened anew after each part; they all feed one PartText,
-   * ended with the message. Undefined when the container is cut off by a
-   * limit.
+   * path, in two runs (types.ts): each ends when the next node or boundary
+   * comes, so no scanner stays open behind the parser. Read as 8bit in any
+   * charset: a Content-Transfer-Encoding or charset on a multipart (RFC 2045
+   * forbids the first) says nothing about it. Undefined when the container
+   * is cut off by a limit.
    */
   private containerText(node: MimeNode): Leaf | undefined {
     const state = isContainer(node) ? this.stateOf(node) : undefined;
     if (!state || state.skip) return undefined;
     this.closeCurrent();
-    state.ownText ??= new PartText(this.ctx.sink, state.info, this.ctx.limits.maxPartText);
-    this.current = { kind: 'text', node, state, text: new TextLeaf(state.ownText, { html: false, shared: true }) };
+    const { transferEncoding: _encoding, charset: _charset, ...info } = state.info;
+    const out = new PartText(this.ctx.sink, info, this.ctx.limits.maxPartText);
+    this.current = { kind: 'text', node, state, text: new TextLeaf(out, { html: false }) };
     return this.current;
   }
 
@@ -518,7 +519,6 @@ export class MessageParser {
     this.failed = true;
     if (!this.ctx.stopped) this.reportFailure(err); // once stopped, the message is unscannable already; what fails after that is noise
     this.closeCurrent();
-    for (const state of this.containers) state.ownText?.end();
   }
 
   private reportFailure(err: unknown): void {

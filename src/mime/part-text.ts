@@ -56,8 +56,6 @@ export interface LeafOptions {
   html: boolean;
   /** format=flowed text/plain: whether DelSp=yes. */
   flowed?: { delSp: boolean };
-  /** The PartText outlives this leaf (a multipart's preamble and epilogue share one): end() leaves it open. */
-  shared?: boolean;
 }
 
 /** Bytes of a text or HTML part in, text to a PartText out. */
@@ -66,7 +64,6 @@ export class TextLeaf {
   private readonly charset: TextDecoderLike;
   private readonly flowed?: FlowedText;
   private readonly html?: HtmlText;
-  private readonly shared: boolean;
 
   constructor(
     readonly out: PartText,
@@ -78,7 +75,6 @@ export class TextLeaf {
     this.charset = c.decoder;
     out.problem(t.problem);
     out.problem(c.problem);
-    this.shared = options.shared === true;
     if (options.flowed) this.flowed = new FlowedText(options.flowed.delSp);
     if (options.html) this.html = new HtmlText();
   }
@@ -101,7 +97,7 @@ export class TextLeaf {
       this.out.text(s);
       this.out.problem(this.html?.problem);
     }
-    if (!this.shared) this.out.end();
+    this.out.end();
   }
 
   private text(s: string): void {

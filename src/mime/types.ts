@@ -15,9 +15,9 @@
  *   - extracted part (text, HTML, header pseudo-part): text* then endPart once,
  *     with unscannable calls possibly in between (each reason at most once);
  *   - part not extracted (image, PDF, zip...): notExtracted once, nothing else;
- *   - containers: their preamble and epilogue as one extracted part (text*
- *     then endPart, which may come after their children's calls), or nothing
- *     if both are empty; and unscannable;
+ *   - containers: their own text, in up to two runs of text* then endPart:
+ *     the preamble (before the first part) and the epilogue (after the
+ *     closing delimiter); nothing for an empty one; and unscannable;
  *   - message/rfc822 parts: nothing, unless unscannable;
  *   - a subtree cut off by a limit: unscannable on its top node only.
  * Unscannable always means "this message is not clean" (DESIGN.md

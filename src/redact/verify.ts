@@ -36,7 +36,9 @@ export async function remainingMatches(header: Buffer, body: Buffer, rules: read
       s.push(text);
     },
     endPart(part: PartInfo) {
+      // A part can come in more than one run (a multipart's preamble, then its epilogue).
       scanners.get(part.path + '\0' + part.scope)?.end();
+      scanners.delete(part.path + '\0' + part.scope);
     },
     unscannable() {},
     notExtracted() {},

@@ -38,7 +38,10 @@ export interface CompiledRule {
   /** Rule gave its own keywords: only matches near a keyword count. */
   keywordsRequired: boolean;
   within: number;
+  /** Longest match, in characters (the detector's, or CUSTOM_MAX_LENGTH). */
   maxLength: number;
+  /** The same in bytes of UTF-8, which is what the scanner cuts text by (maxBytes). */
+  maxBytes: number;
   scope: ReadonlySet<Scope>;
 }
 
@@ -48,10 +51,21 @@ export interface CompiledRules {
   rules: CompiledRule[];
   /** All rule patterns, index-aligned with `rules`. Undefined when there are no rules. */
   set?: RE2Set;
-  /** Longest context any rule needs past a match start: maxLength + within. */
+  /** Longest context any rule needs past a match start, in bytes: maxBytes + within. */
   horizon: number;
-  /** Longest match of any rule. */
-  maxLength: number;
+  /** Longest match of any rule, in bytes. */
+  maxBytes: number;
+}
+
+/**
+ * A match of `maxLength` characters in bytes of UTF-8. Only a pattern that
+ * can match a non-ASCII character needs 4 bytes per character: one with a
+ * Unicode class, '.', a negated class, a non-ASCII literal or escape, or case
+ * folding (which takes 'k' to the Kelvin sign). \d, \s, \w and \b are ASCII in RE2.
+ */
+export function maxBytes(source: string, flags: string, maxLength: number): number {
+  const wide = /\\[pPx]|\.|\[\^|[^\x00-\x7f]|\(\?[a-z]*i/.test(source) || flags.includes('i');
+  return wide ? 4 * maxLength : maxLength;
 }
 
 export class PatternError extends Error {
@@ -134,6 +148,7 @@ export function compileRule(def: RuleDefinition): CompiledRule {
     keywordsRequired: ruleKeywords.length > 0,
     within: def.within ?? detector?.within ?? DEFAULT_WITHIN,
     maxLength: detector?.maxLength ?? CUSTOM_MAX_LENGTH,
+    maxBytes: maxBytes(source, re.flags, detector?.maxLength ?? CUSTOM_MAX_LENGTH),
     scope: new Set((def.scope as Scope[] | undefined) ?? DEFAULT_SCOPE),
   };
 }
@@ -141,9 +156,9 @@ export function compileRule(def: RuleDefinition): CompiledRule {
 /** Builds the scanner's view of already compiled rules. */
 export function buildCompiled(rules: CompiledRule[]): CompiledRules {
   const set = rules.length ? new RE2.Set(rules.map((r) => r.re.source), 'u') : undefined;
-  const horizon = rules.reduce((h, r) => Math.max(h, r.maxLength + r.within), 0);
-  const maxLength = rules.reduce((n, r) => Math.max(n, r.maxLength), 0);
-  return { rules, set, horizon, maxLength };
+  const horizon = rules.reduce((h, r) => Math.max(h, r.maxBytes + r.within), 0);
+  const maxBytes = rules.reduce((n, r) => Math.max(n, r.maxBytes), 0);
+  return { rules, set, horizon, maxBytes };
 }
 
 /** Compiles every rule; throws the first PatternError. */

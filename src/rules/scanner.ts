@@ -18,7 +18,8 @@
  * A slice's Set pass sees one byte before it (for \b) and the longest match
  * plus one byte after it, so any value that starts in the slice is seen with
  * the context it has in the window. Like the carry between windows, this
- * relies on a rule's maxLength bounding its matches.
+ * relies on a rule's maxLength bounding its matches (counted in bytes:
+ * maxBytes).
  *
  * Offsets, and keyword windows (`within`), count bytes of the part's
  * decoded text as UTF-8: the same as characters for ASCII text. The text is
@@ -30,8 +31,8 @@ import { foldForDetection } from '../detectors/fold';
 type RE2Like = NonNullable<CompiledRule['keywordPhrases']>;
 
 const WINDOW = 256 * 1024;
-/** Bytes per Set pass: small enough that one value does not wake a rule up for a whole window, large enough that the overlap (maxLength) stays cheap. */
-const SLICE = 8 * 1024;
+/** Bytes per Set pass: small enough that one value does not wake a rule up for a whole window, large enough that the overlap (maxBytes) stays cheap. */
+const SLICE = 16 * 1024;
 /** Matches found with exec in one window before the rest are found in bulk (runRuleBulk). */
 const EXEC_BEFORE_BULK = 8;
 /** Keyword look-ups for one rule in one window before the window is checked once for any keyword at all. */
@@ -176,7 +177,7 @@ export class PartScanner {
   /** Per rule, [from, to) pairs: the slices of [minStart, limit) where a value of the rule may start, adjacent ones merged. */
   private candidateRuns(buf: Buffer, minStart: number, limit: number): Map<CompiledRule, number[]> {
     const runs = new Map<CompiledRule, number[]>();
-    const reach = this.compiled.maxLength + 1;
+    const reach = this.compiled.maxBytes + 1;
     const all = this.compiled.rules;
     for (let from = minStart; from < limit; from += SLICE) {
       const to = Math.min(limit, from + SLICE);
@@ -203,9 +204,9 @@ export class PartScanner {
    */
   private runRule(rule: CompiledRule, buf: Buffer, from: number, to: number, resume: number, found: Found): number {
     const re = rule.re;
-    const begin = Math.max(resume, from - rule.maxLength, 0);
+    const begin = Math.max(resume, from - rule.maxBytes, 0);
     const v0 = begin > 0 ? begin - 1 : 0;
-    const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxLength + 1));
+    const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxBytes + 1));
     re.lastIndex = begin - v0;
     for (let n = 0; ; n++) {
       // After a bulk run the next run (at least a SLICE later, runs are merged) is past every match it saw.
@@ -242,12 +243,14 @@ export class PartScanner {
    */
   private runRuleBulk(rule: CompiledRule, buf: Buffer, from: number, to: number, at: number, found: Found): boolean {
     const v0 = at > 0 ? at - 1 : 0;
-    const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxLength + 1));
+    const view = buf.subarray(v0, Math.min(buf.length, to + rule.maxBytes + 1));
     if (view.indexOf(MARK_START) >= 0 || view.indexOf(MARK_END) >= 0) return false;
     const re = rule.re;
-    re.lastIndex = 0; // a global replace starts at lastIndex
+    // A global replace starts at lastIndex, and resets it: the exec loop's (in its own view) is put back.
+    const execAt = re.lastIndex;
+    re.lastIndex = 0;
     const marked = re.replace(view, MARKS) as Buffer;
-    re.lastIndex = at; // replace resets it; the exec loop may need it back
+    re.lastIndex = execAt;
     // First pass: where each match is, checked before anything is reported.
     const spans: number[] = [];
     let shift = 0;

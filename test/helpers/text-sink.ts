@@ -2,7 +2,8 @@
  * A TextSink that records what a MimeTextExtractor gives it, for tests: the
  * text per part (keyed by path and scope), the unscannable reasons, the parts
  * not extracted, and any breach of the call order types.ts promises (text
- * after endPart, endPart twice), so every test checks the contract for free.
+ * after endPart, endPart twice; a container's epilogue is its one allowed
+ * second run), so every test checks the contract for free.
  * `extractText` runs an extractor over an input cut into chunks of a given
  * size and returns the sink and the bytes that came out.
  */
@@ -13,6 +14,8 @@ export interface RecordedPart {
   info: PartInfo;
   text: string;
   ended: boolean;
+  /** A container's second run (its epilogue) has begun. */
+  reopened?: boolean;
 }
 
 export const TEST_LIMITS: ExtractLimits = { maxMimeDepth: 32, maxParts: 1000, maxHeaderSize: 1024 * 1024, maxPartText: 32 * 1024 * 1024 };
@@ -31,6 +34,11 @@ export class RecordingSink implements TextSink {
     const k = key(part.path, part.scope);
     let p = this.parts.get(k);
     if (!p) this.parts.set(k, (p = { info: part, text: '', ended: false }));
+    // A multipart's own text comes in two runs (preamble, epilogue); any other part in one.
+    if (p.ended && part.contentType.startsWith('multipart/') && !p.reopened) {
+      p.ended = false;
+      p.reopened = true;
+    }
     if (p.ended) this.violations.push(`text after endPart for ${k}`);
     if (typeof text !== 'string' || !text) this.violations.push(`empty or non-string text for ${k}`);
     p.text += text;

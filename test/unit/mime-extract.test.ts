@@ -13,7 +13,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TEST_DIR } from '../helpers/paths';
 import { extractText, RecordingSink, TEST_LIMITS } from '../helpers/text-sink';
-import { MimeTextExtractor, type ExtractLimits } from '../../src/mime/extract';
+import { MimeTextExtractor, type ExtractLimits, type PartInfo } from '../../src/mime/extract';
 
 const CHUNKS = [Infinity, 1, 3, 17];
 
@@ -443,4 +443,39 @@ test("a multipart's preamble and epilogue are scanned as the container's own tex
   assert.equal(sink.textOf(''), 'Preamble SSN 123-45-6789\r\nEpilogue line one\r\ncard 4111 1111 1111 1111');
   assert.equal(sink.info('')?.contentType, 'multipart/mixed');
   assert.equal(sink.textOf('1'), 'hello');
+});
+
+test("a nested multipart's closing delimiter is not taken for its epilogue, even when its boundary looks like a card number", async () => {
+  const boundary = '----=_Part_0_1296263223.4111111111111111';
+  const inner = ['From: <inner@example.org>', 'Subject: fwd', 'MIME-Version: 1.0', `Content-Type: multipart/alternative; boundary="${boundary}"`, '', `--${boundary}`, 'Content-Type: text/plain', '', 'inner text', `--${boundary}--`].join('\r\n');
+  const input = Buffer.from(
+    HEAD.replace(/\n/g, '\r\n') + 'Content-Type: multipart/mixed; boundary="o"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--o\r\nContent-Type: message/rfc822\r\n\r\n' + inner + '\r\n--o--\r\n',
+  );
+  const sink = await extractAll(input);
+  for (const p of sink.parts.values()) assert.doesNotMatch(p.text, /4111111111111111/, `part ${p.info.path} holds the delimiter`);
+  assert.equal(sink.textOf('2.1'), 'inner text');
+});
+
+test("a Content-Transfer-Encoding or charset on a multipart does not apply to its preamble (no false bad_base64)", async () => {
+  const input = Buffer.from(
+    HEAD.replace(/\n/g, '\r\n') + 'Content-Type: multipart/mixed; boundary="b"; charset=utf-16\r\nContent-Transfer-Encoding: base64\r\n\r\nThis is a multi-part message in MIME format.\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n',
+  );
+  const sink = await extractAll(input);
+  assert.deepEqual(sink.reasons(), []);
+  assert.equal(sink.textOf(''), 'This is a multi-part message in MIME format.\r\n');
+});
+
+test('a preamble ends before the first part begins, so no scanner stays open behind the parser', async () => {
+  const events: string[] = [];
+  const sink = {
+    text: (p: PartInfo) => events.push(`text ${p.path}`),
+    endPart: (p: PartInfo) => events.push(`end ${p.path}`),
+    unscannable: () => undefined,
+    notExtracted: () => undefined,
+  };
+  const input = Buffer.from(HEAD.replace(/\n/g, '\r\n') + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\npreamble\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b--\r\nepilogue\r\n');
+  const x = new MimeTextExtractor(sink, TEST_LIMITS);
+  await new Promise<void>((resolve, reject) => x.on('finish', resolve).on('error', reject).end(input));
+  const order = events.filter((e) => !e.endsWith(' 0')).filter((e, i, a) => e !== a[i - 1]);
+  assert.deepEqual(order, ['text ', 'end ', 'text 1', 'end 1', 'text ', 'end ']);
 });

@@ -108,3 +108,23 @@ test('thousands of matches that need a keyword: none counts where no keyword is 
   const bare = got.filter((g) => g.startsWith('us-ssn@')).length - 6020;
   assert.ok(bare > 0 && bare < 40, `only the bare numbers near "SSN" count (${bare})`);
 });
+
+test('a dense run that the bulk path gives back to exec (a match straddling where exec stands) loses nothing', () => {
+  // The 9th SSN exec would meet straddles the bulk replace's start: exec must carry on from where it stood.
+  // The padding puts the run in the second slice, where exec's view no longer starts at the window's 0.
+  const s = 'x '.repeat(10_000) + 'ref 111-11-1111 '.repeat(7) + 'id 123456789-123-45-6789 then 234-56-7890 and 345-67-8901 end';
+  const got = scanned(s, (left) => left);
+  assert.deepEqual(got, reference(bodyRules, s));
+  assert.equal(got.filter((g) => g.startsWith('us-ssn@')).length, 10);
+});
+
+test('a long value of multi-byte characters is found whole wherever it falls against a slice edge', () => {
+  // 257 characters of Cyrillic, 507 bytes of UTF-8: slices are cut in bytes, so a rule's reach must be counted in bytes too.
+  const address = 'д'.repeat(64) + '@' + ['ж'.repeat(63), 'ж'.repeat(63), 'ж'.repeat(60), 'com'].join('.');
+  for (let at = 16384 - 600; at <= 16384 + 8; at += 61) {
+    const s = 'a'.repeat(at) + ' ' + address + ' end';
+    const got = scanned(s, (left) => left).filter((g) => g.startsWith('contact-data@'));
+    assert.deepEqual(got, reference(bodyRules, s).filter((g) => g.startsWith('contact-data@')), `at ${at}`);
+    assert.equal(got.length, 1, `at ${at}`);
+  }
+});
