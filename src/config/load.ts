@@ -34,7 +34,16 @@ export interface Config {
     max_recipients: number;
     max_connections: number;
   };
-  timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_data: number; client_idle: number; drain: number };
+  timeouts: {
+    next_hop_connect: number;
+    next_hop_command: number;
+    next_hop_write: number;
+    next_hop_data: number;
+    client_idle: number;
+    /** Bytes per second. */
+    client_min_data_rate: number;
+    drain: number;
+  };
   next_hop_pool: { max_idle: number; idle_timeout: number };
   inbound_tls?: { cert: string; key: string };
   /** TLS for the admin API (paths resolved like inbound_tls). */
@@ -123,7 +132,10 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
       max_header_size: parseSize(v.limits.max_header_size)!,
       spool_memory: parseSize(v.limits.spool_memory)!,
     },
-    timeouts: Object.fromEntries(Object.entries(v.timeouts).map(([k, d]) => [k, parseDuration(d)!])) as Config['timeouts'],
+    timeouts: {
+      ...(Object.fromEntries(Object.entries(v.timeouts).map(([k, d]) => [k, parseDuration(d)!])) as Config['timeouts']),
+      client_min_data_rate: parseSize(v.timeouts.client_min_data_rate)!,
+    },
     next_hop_pool: { ...v.next_hop_pool, idle_timeout: parseDuration(v.next_hop_pool.idle_timeout)! },
     quarantine: { retention: parseDuration(v.quarantine.retention)! },
     audit: { retention: parseDuration(v.audit.retention)! },

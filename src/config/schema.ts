@@ -47,6 +47,13 @@ export const configSchema = {
         max_connections: { type: 'integer', minimum: 1, maximum: 100000, default: 200 },
       },
     },
+    /*
+     * Every wait mailveil makes, in one place (src/smtp/deadlines.ts applies
+     * them). The next-hop side stays below Postfix's own smtp client limits
+     * for the content_filter transport (smtp_data_xfer_timeout 180s,
+     * smtp_data_done_timeout 600s), so Postfix never gives up on a message
+     * mailveil may still acknowledge; `serve` warns when a value breaks that.
+     */
     timeouts: {
       type: 'object',
       additionalProperties: false,
@@ -54,8 +61,14 @@ export const configSchema = {
       properties: {
         next_hop_connect: { ...duration, default: '10s' },
         next_hop_command: { ...duration, default: '60s' },
-        next_hop_data: { ...duration, default: '10m' },
+        /** A next hop that stops reading the body: no write progress for this long. */
+        next_hop_write: { ...duration, default: '60s' },
+        /** The next hop's reply to the final dot. */
+        next_hop_data: { ...duration, default: '5m' },
+        /** A client command, and any silence inside DATA (Postfix's smtpd_timeout). */
         client_idle: { ...duration, default: '5m' },
+        /** DATA must arrive at least this fast once client_idle has passed (Postfix's smtpd_min_data_rate). */
+        client_min_data_rate: { ...size, default: '500B' },
         drain: { ...duration, default: '60s' },
       },
     },
