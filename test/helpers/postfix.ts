@@ -33,8 +33,9 @@
 import { execFile, execFileSync } from 'node:child_process';
 import {
   chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync,
-  readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync,
+  readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync,
 } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, LOOPBACK, registerExitCleanup, sleep, waitFor, waitForSmtpBanner } from './ports';
@@ -105,6 +106,25 @@ export interface PostfixInstance {
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   /** postconf -c DIR NAME: effective value of a main.cf parameter. */
   postconf(name: string): string;
+  /**
+   * Take the master down but keep config, queue and log (unlike stop()):
+   * 'stop' is `postfix stop` (the master SIGTERMs its children, so a
+   * delivery in progress dies mid-transfer), 'abort' is `postfix abort`.
+   * Resolves once `postfix status` says it is down (bounded).
+   */
+  halt(how?: 'stop' | 'abort'): Promise<void>;
+  /** `postfix start` again after halt(); resolves once both smtpd listeners greet. */
+  restart(): Promise<void>;
+  /** pid of the running master, or undefined. */
+  masterPid(): number | undefined;
+  /**
+   * pids of the master's children that run a master.cf service right now:
+   * 'scan' (the smtp client towards the filter), reinjectService, 'smtp', …
+   * Tests freeze (SIGSTOP) or kill one of them to place a fault mid-transfer.
+   */
+  servicePids(service: string): number[];
+  /** master.cf service name of the reinjection smtpd ("127.0.0.1:PORT"), for servicePids(). */
+  reinjectService: string;
   stop(): Promise<void>;
 }
 
@@ -423,9 +443,25 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     return r.stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as QueueEntry);
   };
 
+  const masterPid = (): number | undefined => {
+    // The master writes its pid (space-padded) to $queue_directory/pid/master.pid.
+    let pid = 0;
+    try { pid = Number(readFileSync(join(queueDir, 'pid', 'master.pid'), 'utf8').trim()); } catch { return undefined; }
+    return pid > 0 && pidAlive(pid) ? pid : undefined;
+  };
+  const waitDown = async () => {
+    for (let i = 0; i < 100; i++) {
+      const t = await run(postfix, ['-c', configDir, 'status'], 10_000);
+      if (t.code !== 0) return;
+      await sleep(100);
+    }
+    throw new Error(`Postfix ${name} still running 10 s after stop\n--- ${logFile} ---\n${logTail()}`);
+  };
+
   let stopped = false;
   const inst: PostfixInstance = {
     name, baseDir, configDir, queueDir, dataDir, logFile, publicPort, reinjectPort,
+    reinjectService: `${LOOPBACK}:${reinjectPort}`,
     async flush() {
       const r = await run(postqueue, ['-c', configDir, '-f'], 15_000);
       if (r.code !== 0) throw new Error(`postqueue -c ${configDir} -f failed (exit ${r.code}): ${r.stderr}`);
@@ -450,6 +486,46 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     },
     postconf(param) {
       return execFileSync(postconfBin, ['-c', configDir, '-h', param], { encoding: 'utf8', timeout: 10_000 }).trim();
+    },
+    async halt(how = 'stop') {
+      const r = await run(postfix, ['-c', configDir, how], 20_000);
+      if (r.code !== 0 && !/not running/.test(r.stdout + r.stderr)) {
+        throw new Error(`postfix -c ${configDir} ${how} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+      }
+      await waitDown();
+    },
+    async restart() {
+      const r = await run(script, ['-qec', `${shQuote(postfix)} -c ${shQuote(configDir)} start`, '/dev/null'], 60_000);
+      if (r.code !== 0) {
+        throw new Error(`postfix -c ${configDir} start failed (exit ${r.code}):\n${r.stdout}${r.stderr}\n--- ${logFile} ---\n${logTail()}`);
+      }
+      for (const p of [publicPort, reinjectPort]) {
+        await waitForSmtpBanner(p, 15_000).catch((e: Error) => {
+          throw new Error(`${e.message}\n--- ${logFile} ---\n${logTail()}`);
+        });
+      }
+    },
+    masterPid,
+    servicePids(service) {
+      const master = masterPid();
+      if (!master) return [];
+      const out: number[] = [];
+      let entries: string[] = [];
+      try { entries = readdirSync('/proc'); } catch { return []; }
+      for (const e of entries) {
+        if (!/^\d+$/.test(e)) continue;
+        try {
+          // Field 4 of /proc/PID/stat is the parent pid; the comm field (2) may hold spaces, so split after ')'.
+          const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+          if (ppid !== master) continue;
+          // The master starts every child as "<command> -n <service> -t <type> …".
+          const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+          const i = argv.indexOf('-n');
+          if (i >= 0 && argv[i + 1] === service) out.push(Number(e));
+        } catch { /* exited meanwhile */ }
+      }
+      return out;
     },
     async stop() {
       if (stopped) return;
@@ -498,4 +574,88 @@ export async function runSwaks(server: string, args: string[], timeoutMs = 30_00
   const lastReply = replies.filter((l) => !/^221\b/.test(l)).pop();
   const queueId = /queued as ([0-9A-Za-z]+)/.exec(r.stdout)?.[1];
   return { ...r, lastReply, queueId };
+}
+
+// ---- a policy service that holds smtpd's reply: a slow next hop on demand ----
+
+export interface DelayPolicy {
+  port: number;
+  /** Value for a restriction list: `check_policy_service inet:127.0.0.1:PORT`. */
+  restriction: string;
+  /**
+   * Delays (ms) for the next requests, one each, in order; afterwards the
+   * policy answers at once. Only requests whose protocol_state matches
+   * `state` (default END-OF-MESSAGE) take a delay.
+   */
+  delayNext(ms: number[], state?: string): void;
+  /** Every request seen so far (the attribute lists smtpd sent). */
+  requests(): Record<string, string>[];
+  /** Answers still being held back (each one is a message waiting at the next hop). */
+  held(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Postfix policy delegation server (SMTPD_POLICY_README protocol) that
+ * answers DUNNO, after a delay when told to. Put in the reinjection smtpd's
+ * smtpd_end_of_data_restrictions, it holds that smtpd's reply to the final
+ * dot: the message is complete at the next hop and the client waits, which
+ * is exactly where a client that gives up makes RFC 1047 duplicates. smtpd
+ * commits the message after the policy answers whether or not its client is
+ * still connected, as any MTA does.
+ */
+export async function startDelayPolicy(): Promise<DelayPolicy> {
+  const pending: { ms: number; state: string }[] = [];
+  const seen: Record<string, string>[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const sockets = new Set<Socket>();
+  const server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => undefined);
+    sock.setEncoding('latin1');
+    let buf = '';
+    sock.on('data', (d: string) => {
+      buf += d;
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const attrs: Record<string, string> = {};
+        for (const line of buf.slice(0, end).split('\n')) {
+          const eq = line.indexOf('=');
+          if (eq > 0) attrs[line.slice(0, eq)] = line.slice(eq + 1);
+        }
+        buf = buf.slice(end + 2);
+        seen.push(attrs);
+        const i = pending.findIndex((p) => p.state === attrs.protocol_state);
+        const ms = i >= 0 ? pending.splice(i, 1)[0].ms : 0;
+        const answer = () => { if (!sock.destroyed) sock.write('action=DUNNO\n\n'); };
+        if (ms > 0) {
+          const t = setTimeout(() => { timers.delete(t); answer(); }, ms);
+          timers.add(t);
+        } else {
+          answer();
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, LOOPBACK, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const unregister = registerExitCleanup(() => server.close());
+  return {
+    port,
+    restriction: `check_policy_service inet:${LOOPBACK}:${port}`,
+    delayNext(ms, state = 'END-OF-MESSAGE') { for (const x of ms) pending.push({ ms: x, state }); },
+    requests: () => seen.slice(),
+    held: () => timers.size,
+    async stop() {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      unregister();
+    },
+  };
 }
