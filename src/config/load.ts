@@ -2,6 +2,13 @@
  * Reads the YAML config, applies flag overrides and defaults, validates, and
  * converts to typed values. Any problem is one ConfigError whose message is a
  * single line naming the file and the key, so `serve` can print it and exit 1.
+ *
+ * Paths (PATH_KEYS) are resolved where they were written: a value in the
+ * file against the file's directory, a flag against the working directory,
+ * and a default against the file's directory when there is a file (so one
+ * config names one instance from any working directory), else against the
+ * working directory. Durations and sizes must carry a unit (duration.ts,
+ * size.ts); a bare number is an error that says what to write instead.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -9,8 +16,8 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { configSchema } from './schema';
 import { parseEndpoint, parseCidr, type Endpoint } from './address';
-import { parseSize } from './size';
-import { parseDuration } from './duration';
+import { parseSize, sizeFix } from './size';
+import { parseDuration, durationFix } from './duration';
 import type { Action } from '../rules/types';
 
 export interface Config {
@@ -65,12 +72,19 @@ export class ConfigError extends Error {
 
 const FORMAT_HINTS: Record<string, string> = {
   endpoint: 'must be HOST:PORT, e.g. 127.0.0.1:10025 or [::1]:10025',
-  size: 'must be a size, e.g. 50MiB, 512KB or a byte count',
+  size: 'must be a size, e.g. 50MiB, 512KB or 500B',
   duration: 'must be a duration, e.g. 500ms, 30s, 5m, 7d',
   cidr: 'must be an address or CIDR, e.g. 10.0.0.0/8 or ::1/128',
 };
 
-const ajv = new Ajv({ allErrors: false, useDefaults: true, strict: true, allowUnionTypes: true });
+/** Suggestions for a duration or size written without a unit. */
+const UNIT_FIXES: Record<string, (n: number) => string> = { duration: durationFix, size: sizeFix };
+
+/** Every key that names a file or directory. */
+const PATH_KEYS: readonly (readonly string[])[] = [['rules_dir'], ['state_dir'], ['inbound_tls', 'cert'], ['inbound_tls', 'key'], ['admin_tls', 'cert'], ['admin_tls', 'key']];
+
+// verbose: errors carry the offending value and its schema, for the hints below.
+const ajv = new Ajv({ allErrors: false, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
 ajv.addFormat('endpoint', (v: string) => parseEndpoint(v) !== undefined);
 ajv.addFormat('cidr', (v: string) => parseCidr(v) !== undefined);
 ajv.addFormat('size', { type: 'string', validate: (v: string) => parseSize(v) !== undefined });
@@ -83,8 +97,29 @@ function describe(err: ErrorObject): string {
     const key = (err.params as { additionalProperty: string }).additionalProperty;
     return `${path ? path + '.' : ''}${key}: unknown key`;
   }
-  const hint = err.keyword === 'format' ? FORMAT_HINTS[(err.params as { format: string }).format] : undefined;
+  // A key with a format (endpoint, size, ...) explains the format, also when
+  // the value has the wrong type: `listen: 10125` must say HOST:PORT.
+  const format = (err.parentSchema as { format?: string } | undefined)?.format;
+  const fix = format ? UNIT_FIXES[format] : undefined;
+  const bare = typeof err.data === 'number' ? err.data : typeof err.data === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(err.data) ? Number(err.data) : undefined;
+  if (fix && bare !== undefined && bare >= 0) return `${path}: ${String(err.data).trim()} has no unit; write ${fix(bare)}`;
+  if (err.keyword === 'minLength' && (err.params as { limit: number }).limit === 1) return `${path}: must not be empty`;
+  const hint = format && (err.keyword === 'format' || err.keyword === 'type') ? FORMAT_HINTS[format] : undefined;
   return `${path || '(top level)'}: ${hint ?? err.message}`;
+}
+
+/** The value at `keys` when it is a non-empty string, resolved against `base` in place. */
+function resolveAt(obj: Record<string, unknown>, keys: readonly string[], base: string): void {
+  let parent: Record<string, unknown> = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = parent[k];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) return;
+    parent = next as Record<string, unknown>;
+  }
+  const last = keys[keys.length - 1];
+  const value = parent[last];
+  // An empty string stays empty, so the schema refuses it rather than it meaning `base`.
+  if (typeof value === 'string' && value !== '') parent[last] = resolve(base, value);
 }
 
 export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, cwd = process.cwd()): Config {
@@ -93,7 +128,7 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   if (file) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readFileSync(resolve(cwd, file), 'utf8');
     } catch (err) {
       throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
@@ -106,17 +141,15 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   }
   const base = file ? dirname(resolve(cwd, file)) : cwd;
   const obj = raw as Record<string, unknown>;
-  // Paths written in a file are relative to that file; paths given as flags or
-  // left to their defaults are relative to the working directory.
-  for (const key of ['rules_dir', 'state_dir'] as const) {
-    if (typeof obj[key] === 'string') obj[key] = resolve(base, obj[key] as string);
-  }
+  for (const keys of PATH_KEYS) resolveAt(obj, keys, base);
   for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined) obj[key] = key.endsWith('_dir') ? resolve(cwd, value) : value;
+    if (value !== undefined) obj[key] = key.endsWith('_dir') && value !== '' ? resolve(cwd, value) : value;
   }
   if (!validate(obj)) {
     throw new ConfigError(`${where}: ${describe(validate.errors![0])}`);
   }
+  // Defaults arrive with validation, still relative.
+  for (const keys of PATH_KEYS) resolveAt(obj, keys, base);
   const v = obj as Record<string, any>;
   const cfg: Config = {
     ...v,
@@ -124,8 +157,6 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     next_hop: parseEndpoint(v.next_hop)!,
     metrics: parseEndpoint(v.metrics)!,
     admin: parseEndpoint(v.admin)!,
-    rules_dir: resolve(cwd, v.rules_dir),
-    state_dir: resolve(cwd, v.state_dir),
     limits: {
       ...v.limits,
       max_message_size: parseSize(v.limits.max_message_size)!,
@@ -146,11 +177,5 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   if (cfg.limits.max_message_size < 1024) throw new ConfigError(`${where}: limits.max_message_size: must be at least 1KiB`);
   // A header can never be larger than the message that holds it.
   cfg.limits.max_header_size = Math.min(cfg.limits.max_header_size, cfg.limits.max_message_size);
-  if (cfg.admin_tls) {
-    cfg.admin_tls = { cert: resolve(base, cfg.admin_tls.cert), key: resolve(base, cfg.admin_tls.key) };
-  }
-  if (cfg.inbound_tls) {
-    cfg.inbound_tls = { cert: resolve(base, cfg.inbound_tls.cert), key: resolve(base, cfg.inbound_tls.key) };
-  }
   return cfg;
 }

@@ -8,8 +8,9 @@ import { ACTIONS } from '../rules/types';
 
 
 const endpoint = { type: 'string', format: 'endpoint' } as const;
-const size = { type: ['string', 'integer'], format: 'size' } as const;
-const duration = { type: ['string', 'integer'], format: 'duration' } as const;
+// Strings only: a bare number has no unit and is refused with a suggestion (load.ts).
+const size = { type: 'string', format: 'size' } as const;
+const duration = { type: 'string', format: 'duration' } as const;
 
 export const configSchema = {
   type: 'object',

@@ -42,7 +42,7 @@ test('a bad config or flag is one line naming the key, exit 1', () => {
   writeFileSync(cfg, 'listen: 127.0.0.1:10025\nlimits:\n  max_message_size: lots\n');
   let r = run('serve', '--config', cfg);
   assert.equal(r.code, 1);
-  assert.equal(r.err, `mailveil: ${cfg}: limits.max_message_size: must be a size, e.g. 50MiB, 512KB or a byte count\n`);
+  assert.equal(r.err, `mailveil: ${cfg}: limits.max_message_size: must be a size, e.g. 50MiB, 512KB or 500B\n`);
   writeFileSync(cfg, 'listen: 127.0.0.1:10025\nnext_hops: 127.0.0.1:10026\n');
   r = run('serve', '--config', cfg);
   assert.equal(r.code, 1);

@@ -176,7 +176,7 @@ test('retention config: defaults 30d and 180d, durations parsed, under 1m refuse
   const c2 = loadConfig(file);
   assert.equal(c2.quarantine.retention, 7 * DAY);
   assert.equal(c2.audit.retention, 12 * 3_600_000);
-  writeFileSync(file, 'quarantine: { retention: 30 }\n');
+  writeFileSync(file, 'quarantine: { retention: 30s }\n');
   assert.throws(() => loadConfig(file), (err: Error) => err.message === `${file}: quarantine.retention: must be at least 1m`);
   writeFileSync(file, 'audit: { retention: soon }\n');
   assert.throws(() => loadConfig(file), /audit\.retention: must be a duration/);
