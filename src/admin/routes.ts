@@ -22,8 +22,7 @@
  * state_dir; leftovers of a crash are removed at the next start
  * (cleanExports).
  */
-import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -323,13 +322,25 @@ async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknow
   }
 }
 
-/** Removes archives a crash left in <state_dir>/exports (they hold decrypted mail). */
+/** The archive export() writes (sar-<16 hex>.tar.gz), and exportSubject's temp file beside it. */
+const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\.tar\.gz\.tmp-[0-9a-f]{12})$/;
+
+/**
+ * Removes archives a crash left in <state_dir>/exports (they hold decrypted
+ * mail). Only regular files with those names: nothing else there is ours,
+ * and an exports path that is not a real directory is not looked into.
+ */
 export async function cleanExports(stateDir: string): Promise<number> {
   const dir = join(stateDir, EXPORTS_DIR);
-  if (!existsSync(dir)) return 0;
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) return 0;
   let n = 0;
   for (const name of await readdir(dir)) {
-    await unlink(join(dir, name)).then(
+    if (!EXPORT_NAME_RE.test(name)) continue;
+    const file = join(dir, name);
+    const f = await lstat(file).catch(() => undefined);
+    if (!f?.isFile()) continue;
+    await unlink(file).then(
       () => n++,
       () => undefined,
     );

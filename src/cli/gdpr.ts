@@ -5,10 +5,10 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadConfig } from '../config/load';
 import { loadRuleSet, RuleSetError, formatRuleError } from '../rules/load';
 import { gdprReport } from '../sar/report';
 import { UserError } from './main';
+import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 function version(): string {
   return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
@@ -19,11 +19,12 @@ export function registerGdpr(program: Command): void {
   gdpr
     .command('report')
     .description('print the record of processing activities (GDPR Art. 30) as Markdown, from the live config and rules')
-    .option('--config <file>', 'YAML config file')
+    .option('--config <file>', CONFIG_HELP)
     .option('--rules <dir>', 'rules directory (default from config, else ./rules.d)')
     .option('--state-dir <dir>', 'state directory (default from config, else ./var)')
     .action((o: { config?: string; rules?: string; stateDir?: string }) => {
-      const config = loadConfig(o.config, { rules_dir: o.rules, state_dir: o.stateDir });
+      // The report only names state_dir; it reads nothing there, so no state_dir check.
+      const { config, file } = loadInstanceConfig(o.config, { rules_dir: o.rules, state_dir: o.stateDir });
       let rules;
       try {
         rules = loadRuleSet(config.rules_dir);
@@ -31,6 +32,6 @@ export function registerGdpr(program: Command): void {
         if (err instanceof RuleSetError) throw new UserError(`rules: ${err.errors.map(formatRuleError).join('; ')}`);
         throw err;
       }
-      process.stdout.write(gdprReport({ config, rules, version: version(), generatedAt: new Date(), configFile: o.config ? resolve(o.config) : undefined }));
+      process.stdout.write(gdprReport({ config, rules, version: version(), generatedAt: new Date(), configFile: file ? resolve(file) : undefined }));
     });
 }

@@ -7,25 +7,25 @@
  * Audited as `key_rotate` with the old and new key ids (ids, not keys).
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { AuditLog } from '../audit/log';
 import { osActor } from '../audit/actor';
-import { loadConfig } from '../config/load';
+import { checkStateDir } from '../config/state-dir';
 import { currentKeyId, listKeyIds, rotateKey } from '../quarantine/keys';
 import { QuarantineStore } from '../quarantine/store';
 import { isQuarantineError } from '../quarantine/errors';
-import { UserError } from './main';
+import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 export function registerKeys(program: Command): void {
   const k = program.command('keys').description('manage the quarantine encryption keys');
   k.command('rotate')
     .description('make a new data key for new quarantine entries; old keys stay until no entry needs them')
     .option('--json', 'print JSON')
-    .option('--config <file>', 'YAML config file')
+    .option('--config <file>', CONFIG_HELP)
     .option('--state-dir <dir>', 'state directory (default from config, else ./var)')
     .action(async (o: { json?: boolean; config?: string; stateDir?: string }) => {
-      const config = loadConfig(o.config, { state_dir: o.stateDir });
-      if (!existsSync(config.state_dir)) throw new UserError(`state_dir ${config.state_dir} does not exist`);
+      const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir });
+      // A rotation writes keys: never into a directory that is not mailveil's.
+      checkStateDir(config.state_dir);
       const dir = config.state_dir;
       let previous: string | undefined;
       try {

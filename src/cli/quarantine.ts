@@ -20,10 +20,10 @@
  * `no quarantine entry <id>`).
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { AuditLog } from '../audit/log';
 import { osActor } from '../audit/actor';
-import { loadConfig, type Config } from '../config/load';
+import type { Config } from '../config/load';
+import { checkStateDir } from '../config/state-dir';
 import { parseDuration } from '../config/duration';
 import { formatEndpoint } from '../config/address';
 import { QuarantineStore, type QuarantineSummary } from '../quarantine/store';
@@ -34,6 +34,7 @@ import { releaseEntry, ReleaseError } from '../release/release';
 import { loadRuleSet } from '../rules/load';
 import { formatReply } from '../smtp/reply';
 import { UserError } from './main';
+import { CONFIG_HELP, loadInstanceConfig } from './instance';
 import { nextHopOptions } from '../smtp/next-hop';
 import { deleteEntry } from '../quarantine/delete';
 
@@ -50,9 +51,10 @@ interface Ctx {
 }
 
 function open(o: CommonOpts & { nextHop?: string; rules?: string }): Ctx {
-  const config = loadConfig(o.config, { state_dir: o.stateDir, next_hop: o.nextHop, rules_dir: o.rules });
-  // A mistyped --state-dir would otherwise look like an empty quarantine.
-  if (!existsSync(config.state_dir)) throw new UserError(`state_dir ${config.state_dir} does not exist`);
+  const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir, next_hop: o.nextHop, rules_dir: o.rules });
+  // A mistyped --state-dir would otherwise look like an empty quarantine, and
+  // a purge or delete must never write an audit log into someone else's dir.
+  checkStateDir(config.state_dir);
   return { config, store: new QuarantineStore(config.state_dir), audit: new AuditLog(config.state_dir) };
 }
 
@@ -73,7 +75,7 @@ function print(o: CommonOpts, json: unknown, text: string): void {
 function common(c: Command): Command {
   return c
     .option('--json', 'print JSON')
-    .option('--config <file>', 'YAML config file')
+    .option('--config <file>', CONFIG_HELP)
     .option('--state-dir <dir>', 'state directory (default from config, else ./var)');
 }
 

@@ -1,6 +1,5 @@
 /* `mailveil rules check`: validate rules_dir as `serve` would load it. */
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load';
 import { loadRuleSet, RuleSetError, formatRuleError } from '../rules/load';
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -8,16 +7,17 @@ import { newContext } from '../pipeline/context';
 import { analyse } from '../pipeline/run';
 import { Pseudonymiser } from '../observability/pseudonym';
 import { UserError } from './main';
+import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 export function registerRules(program: Command): void {
   const rules = program.command('rules').description('check and test rule files');
   rules
     .command('check')
     .description('validate every rule file; prints file:line:col: message per error')
-    .option('--config <file>', 'YAML config file')
+    .option('--config <file>', CONFIG_HELP)
     .option('--rules <dir>', 'rules directory (default from config, else ./rules.d)')
     .action((o) => {
-      const config = loadConfig(o.config, { rules_dir: o.rules });
+      const { config } = loadInstanceConfig(o.config, { rules_dir: o.rules });
       try {
         const set = loadRuleSet(config.rules_dir);
         process.stdout.write(`ok: ${set.files.length} files, ${set.rules.length} rules\n`);
@@ -32,11 +32,11 @@ export function registerRules(program: Command): void {
     .command('test')
     .description('run FILE.eml through detection and print the verdict and hits per rule (never the values)')
     .argument('<file>', 'message to test (.eml)')
-    .option('--config <file>', 'YAML config file')
+    .option('--config <file>', CONFIG_HELP)
     .option('--rules <dir>', 'rules directory (default from config, else ./rules.d)')
     .option('--json', 'machine-readable output')
     .action(async (file: string, o) => {
-      const config = loadConfig(o.config, { rules_dir: o.rules });
+      const { config } = loadInstanceConfig(o.config, { rules_dir: o.rules });
       let set;
       try {
         set = loadRuleSet(config.rules_dir);

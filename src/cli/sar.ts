@@ -8,11 +8,12 @@
  * (audit events). It is not echoed in errors either.
  */
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { osActor } from '../audit/actor';
 import { AuditLog, type AuditEvent } from '../audit/log';
-import { loadConfig, type Config } from '../config/load';
+import type { Config } from '../config/load';
+import { checkStateDir } from '../config/state-dir';
 import { isQuarantineError } from '../quarantine/errors';
 import { QuarantineStore } from '../quarantine/store';
 import { parseAddressArgument } from '../sar/address';
@@ -22,6 +23,7 @@ import { findSubject, isEmpty, loadSubjectKeyer, type SubjectData, type SubjectM
 import { SUBJECT_KIND } from '../sar/subjects';
 import { formatSize } from './quarantine';
 import { UserError } from './main';
+import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 interface CommonOptions {
   config?: string;
@@ -50,8 +52,8 @@ interface Opened {
 async function open(address: string, o: CommonOptions): Promise<Opened> {
   const normalised = parseAddressArgument(address);
   if (normalised === undefined) throw new UserError('ADDRESS is not one valid e-mail address (expected local@domain, e.g. jane.doe@example.com)');
-  const config = loadConfig(o.config, { state_dir: o.stateDir });
-  if (!existsSync(config.state_dir)) throw new UserError(`state_dir ${config.state_dir} does not exist`);
+  const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir });
+  checkStateDir(config.state_dir);
   const store = new QuarantineStore(config.state_dir);
   const audit = new AuditLog(config.state_dir);
   const keyer = loadSubjectKeyer(config.state_dir);
@@ -92,7 +94,7 @@ const NOTHING = 'nothing found for that address';
 
 function withCommon(c: Command, json = true): Command {
   if (json) c.option('--json', 'machine-readable output');
-  return c.option('--config <file>', 'YAML config file').option('--state-dir <dir>', 'state directory (default from config, else ./var)');
+  return c.option('--config <file>', CONFIG_HELP).option('--state-dir <dir>', 'state directory (default from config, else ./var)');
 }
 
 export function registerSar(program: Command): void {

@@ -1,20 +1,26 @@
-/* `mailveil serve`: run the relay until SIGTERM/SIGINT; SIGHUP reloads rules. */
+/*
+ * `mailveil serve`: run the relay until SIGTERM/SIGINT; SIGHUP reloads rules.
+ * Before anything is created or cleaned, state_dir must be mailveil's
+ * (config/state-dir.ts): new, empty, marked, or taken on purpose with --init.
+ */
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load';
+import { prepareStateDir } from '../config/state-dir';
 import { RuleSetError, formatRuleError } from '../rules/load';
 import { describePipeline } from '../pipeline/order';
 import { Service } from '../service';
 import { UserError } from './main';
+import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the SMTP filter (flags override the config file)')
-    .option('--config <file>', 'YAML config file')
+    .option('--config <file>', CONFIG_HELP)
     .option('--listen <host:port>', 'SMTP listener (default 127.0.0.1:10025)')
     .option('--next-hop <host:port>', 'where filtered mail goes (default 127.0.0.1:10026)')
     .option('--rules <dir>', 'rules directory (default ./rules.d)')
-    .option('--state-dir <dir>', 'state directory: keys, spool, quarantine (default ./var)')
+    .option('--state-dir <dir>', 'state directory: keys, spool, quarantine (default ./var, beside the config file if there is one)')
+    .option('--init', 'use a state directory that already holds other files (writes the state.json marker into it)')
     .option('--metrics <host:port>', '/metrics /healthz /readyz listener (default 127.0.0.1:9464)')
     .option('--admin <host:port>', 'admin API listener (default 127.0.0.1:9465)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
@@ -24,7 +30,7 @@ export function registerServe(program: Command): void {
         process.stdout.write(describePipeline().join('\n') + '\n');
         return;
       }
-      const config = loadConfig(o.config, {
+      const { config } = loadInstanceConfig(o.config, {
         listen: o.listen,
         next_hop: o.nextHop,
         rules_dir: o.rules,
@@ -33,6 +39,7 @@ export function registerServe(program: Command): void {
         admin: o.admin,
         log_level: o.logLevel,
       });
+      prepareStateDir(config.state_dir, { init: o.init === true });
       let service: Service;
       try {
         service = new Service(config);

@@ -6,10 +6,11 @@
  * The temp file is encrypted with AES-256-GCM under a key that exists only in
  * this process's memory: a crash leaves ciphertext nobody can read, and a
  * tampered file fails the tag check before pass 2 could send the final dot.
- * Stale files are removed at start (cleanStaleSpool).
+ * Stale files are removed at start (cleanStaleSpool): only regular files
+ * named like ours (<id>.spool), only in state_dir/spool, never recursing.
  */
 import { createCipheriv, createDecipheriv, randomBytes, type CipherGCM } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, mkdirSync, readdirSync, unlinkSync, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -20,14 +21,39 @@ export function spoolDir(stateDir: string): string {
   return join(stateDir, SPOOL_DIR);
 }
 
-/** Removes spool files a previous process left behind; they cannot be decrypted anyway. */
+/** A spool file's name: the message id (newMessageId: digits and A-Z) and `.spool`. */
+export const SPOOL_NAME_RE = /^[0-9A-Z]{1,64}\.spool$/;
+
+export function spoolFileName(id: string): string {
+  return `${id}.spool`;
+}
+
+/**
+ * Removes spool files a previous process left behind; they cannot be
+ * decrypted anyway. Anything else in the spool dir (another name, a
+ * directory, a symlink) is left alone: it is not ours to delete. A spool
+ * path that is not a real directory is refused rather than followed.
+ */
 export function cleanStaleSpool(stateDir: string): number {
   const dir = spoolDir(stateDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  if (!lstatSync(dir).isDirectory()) throw new Error(`${dir} is not a directory; mailveil keeps its spool there, so move it away`);
   let n = 0;
   for (const name of readdirSync(dir)) {
-    rmSync(join(dir, name), { force: true });
-    n++;
+    if (!SPOOL_NAME_RE.test(name)) continue;
+    const file = join(dir, name);
+    try {
+      // lstat: a symlink named like a spool file is not one of ours.
+      if (!lstatSync(file).isFile()) continue;
+      unlinkSync(file);
+      n++;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
   return n;
 }
@@ -113,7 +139,7 @@ export class Spool extends Writable {
     // Re-created here too, so a spool dir removed under a running process
     // (a tmp cleaner, an operator) costs one mkdir instead of failing mail.
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const path = join(this.dir, `${this.id}.spool`);
+    const path = join(this.dir, spoolFileName(this.id));
     const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
     out.on('error', (err) => this.destroy(err));
     cipher.pipe(out);

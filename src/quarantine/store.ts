@@ -24,7 +24,7 @@
  * that process's in-flight temp file (its put() then fails, a 4xx, no loss).
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aad, ENTRY_SUFFIX, entryKey, layout, MAX_HEADER_BYTES, newHeader, parseHeader, TAG_BYTES, type EntryHeader } from './entry-format';
 import { ensurePrivateDir, fsyncDir, tempName, TEMP_PREFIX } from './durable';
@@ -39,6 +39,8 @@ export const QUARANTINE_DIR = 'quarantine';
 const WRITE_BATCH_BYTES = 256 * 1024;
 const READ_CHUNK_BYTES = 64 * 1024;
 const ENTRY_NAME_RE = /^([0-9A-Z]{1,64})\.mvq$/;
+/** durable.ts tempName(): TEMP_PREFIX, an entry id or key file name, `-`, 12 hex digits. */
+const TEMP_NAME_RE = new RegExp(`^${TEMP_PREFIX.replace(/\./g, '\\.')}[0-9A-Za-z.-]{1,100}-[0-9a-f]{12}$`);
 
 export function quarantineDir(stateDir: string): string {
   return join(stateDir, QUARANTINE_DIR);
@@ -251,16 +253,24 @@ export class QuarantineStore {
     return used;
   }
 
-  /** Removes leftovers of interrupted writes (temp files) — call at start. Returns how many. */
+  /**
+   * Removes leftovers of interrupted writes (temp files) — call at start.
+   * Returns how many. Only regular files named exactly as tempName() names
+   * them are removed; anything else someone put there is not ours.
+   */
   async recover(): Promise<number> {
     let n = 0;
     for (const dir of [this.dir, keysDir(this.stateDir)]) {
       for (const name of await readdirOrEmpty(dir)) {
-        if (!name.startsWith(TEMP_PREFIX)) continue;
-        await unlink(join(dir, name)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
-        });
-        n++;
+        if (!TEMP_NAME_RE.test(name)) continue;
+        const file = join(dir, name);
+        try {
+          if (!(await lstat(file)).isFile()) continue;
+          await unlink(file);
+          n++;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
       }
     }
     return n;
