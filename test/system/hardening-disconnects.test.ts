@@ -136,7 +136,7 @@ for (const verb of ['MAIL', 'RCPT'] as const) {
   });
 }
 
-test("client leaves while the next hop's 354 to DATA is outstanding: no hang, one log line, nothing half-committed", async () => {
+test("client leaves while the next hop's 354 to DATA is outstanding: no hang, one log line, nothing half-committed", async (t) => {
   const { hop, mv } = await relay();
   const f = new Findings();
   hop.script('DATA', { delayMs: 1000 });
@@ -154,6 +154,7 @@ test("client leaves while the next hop's 354 to DATA is outstanding: no hang, on
   checkNothingLostNothingInjected(f, hop, [{ token: 'gone-at-354', body: first.body }, next]);
   await waitForMessageLines(mv, 2);
   const committed = hop.copiesOf('gone-at-354').length === 1;
+  t.diagnostic(committed ? 'mailveil finished the transfer: the hop committed the message' : 'mailveil dropped the transfer: nothing committed');
   checkMessageLine(f, mv, 1, committed ? 'delivered_client_gone' : 'aborted', 'the message of the client that left');
   checkMessageLine(f, mv, 2, 'delivered', "the next client's message");
   f.add(await relaySettledProblems(mv, hop));
@@ -210,7 +211,7 @@ test('client leaves during pass 2 while the next hop has stopped reading (~20 Mi
   f.assertNone(hop.describe());
 });
 
-test('client leaves during pass 2 with a healthy next hop (~20 MiB, closed while streaming): the hop gets the whole message or nothing', async () => {
+test('client leaves during pass 2 with a healthy next hop (~20 MiB, closed while streaming): the hop gets the whole message or nothing', async (t) => {
   const { hop, mv } = await relay();
   const f = new Findings();
   const first = messageWithCommands('gone-healthy-pass2', 20 * MiB);
@@ -235,6 +236,7 @@ test('client leaves during pass 2 with a healthy next hop (~20 MiB, closed while
   checkNothingLostNothingInjected(f, hop, [{ token: 'gone-healthy-pass2', body: first.body }, next]);
   await waitForMessageLines(mv, 2);
   const committed = hop.copiesOf('gone-healthy-pass2').length === 1;
+  t.diagnostic(committed ? 'mailveil finished the transfer: the hop committed the message' : 'mailveil dropped the transfer: nothing committed');
   checkMessageLine(f, mv, 1, committed ? 'delivered_client_gone' : 'aborted', 'the message of the client that left (the log says what happened at the hop)');
   checkMessageLine(f, mv, 2, 'delivered', "the next client's message");
   f.add(await relaySettledProblems(mv, hop));

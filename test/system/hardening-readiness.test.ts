@@ -25,7 +25,7 @@ async function readyz(port: number): Promise<number> {
 
 const numericLevel = (l: LogLine) => (typeof l.level === 'number' ? l.level : ({ warn: 40, error: 50, fatal: 60 } as Record<string, number>)[String(l.level)] ?? 30);
 
-test('/readyz turns 503 after the next hop refused 3 connections in a row, and 200 again once it answers', async () => {
+test('/readyz turns 503 after the next hop refused 3 connections in a row, and 200 again once it answers', async (t) => {
   const hopPort = await freePort();
   const dir = tempDir('mv-hard-ready-');
   const config = join(dir, 'mailveil.yaml');
@@ -52,6 +52,7 @@ test('/readyz turns 503 after the next hop refused 3 connections in a row, and 2
   // Back to ready once the hop answers: on its own (a probe), or at the latest once a message got through.
   let back = false;
   for (const until = Date.now() + 5000; !back && Date.now() < until; await sleep(100)) back = (await readyz(mv.metricsPort)) === 200;
+  t.diagnostic(back ? '/readyz recovered on its own, before any mail' : '/readyz still 503 5 s after the hop came back; trying a message');
   const sent = await sendWithCommands(mv.port, { token: 'hop-back' });
   f.check(sent.reply.code === 250, `with the hop back: ${sent.reply.code} ${sent.reply.text}`);
   for (const until = Date.now() + 3000; !back && Date.now() < until; await sleep(100)) back = (await readyz(mv.metricsPort)) === 200;
