@@ -6,7 +6,7 @@
  *
  * It exists to prove two things about the relay in front of it:
  *  - nothing acknowledged is lost: every message the client got 250 for is
- *    committed here exactly once, whole (`committed()`, `copiesOf()`);
+ *    committed here exactly once, whole (`committed()`, `copiesOf(subject)`);
  *  - nothing from a message body ever reaches it as a command
  *    (`commands()`, `foreignCommands()`).
  *
@@ -239,7 +239,7 @@ export class HopConnection {
     this.socket.resume();
   }
 
-  /** Hangs up now (RST-free: FIN, then destroy). */
+  /** Hangs up now (the socket is destroyed; the peer sees the connection close). */
   close(): void {
     if (this.closed) return;
     this.closedBy ??= 'hop';
