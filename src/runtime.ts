@@ -7,7 +7,7 @@ import type { RuleSet } from './rules/types';
 import type { Pseudonymiser } from './observability/pseudonym';
 import type { Metrics } from './observability/metrics';
 import type { Logger } from './observability/log';
-import type { NextHopPool } from './smtp/next-hop-pool';
+import type { NextHopPool, NextHopObserver } from './smtp/next-hop-pool';
 import type { QuarantineStore } from './quarantine/store';
 import type { AuditLog } from './audit/log';
 
@@ -18,6 +18,10 @@ export interface Runtime {
   metrics: Metrics;
   log: Logger;
   pool: NextHopPool;
+  /** Where next-hop failures are logged and counted (also by the session handlers). */
+  hopEvents: NextHopObserver;
+  /** Messages between DATA and their log line; the drain waits for every one. */
+  inflight: Set<Promise<unknown>>;
   quarantine: QuarantineStore;
   /** One `verdict` event per message; admin events come from the CLI / API. */
   audit: AuditLog;

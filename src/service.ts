@@ -17,7 +17,6 @@
  */
 import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
-import type { SMTPServer } from 'smtp-server';
 import type { Config } from './config/load';
 import { formatEndpoint } from './config/address';
 import { loadRuleSet, RuleSetError } from './rules/load';
@@ -37,6 +36,10 @@ import { cleanStaleSpool } from './pipeline/spool';
 import { describePipeline } from './pipeline/order';
 import type { Runtime } from './runtime';
 import { nextHopOptions } from './smtp/next-hop';
+import { nextHopReport } from './smtp/next-hop-report';
+import { committing } from './smtp/session-state';
+import { replyError } from './smtp/errors';
+import type { SmtpFront } from './smtp/server';
 
 const RELOAD_DEBOUNCE_MS = 200;
 const DRAIN_POLL_MS = 50;
@@ -52,7 +55,7 @@ export interface ServiceOptions {
 export class Service {
   readonly rt: Runtime;
   private ruleSet: RuleSet;
-  private smtp?: SMTPServer;
+  private smtp?: SmtpFront;
   private ops?: Server;
   private admin?: AdminServer;
   private watcher?: FSWatcher;
@@ -72,17 +75,16 @@ export class Service {
     this.ruleSet = loadRuleSet(config.rules_dir);
     const metrics = new Metrics();
     metrics.rulesReload.inc({ result: 'ok' });
+    const hopEvents = nextHopReport(log, metrics);
     this.rt = {
       config,
       rules: () => this.ruleSet,
       pseudonyms: Pseudonymiser.fromStateDir(config.state_dir),
       metrics,
       log,
-      pool: new NextHopPool(
-        nextHopOptions(config),
-        config.next_hop_pool.max_idle,
-        config.next_hop_pool.idle_timeout,
-      ),
+      pool: new NextHopPool(nextHopOptions(config), config.next_hop_pool.max_idle, config.next_hop_pool.idle_timeout, hopEvents),
+      hopEvents,
+      inflight: new Set(),
       quarantine: new QuarantineStore(config.state_dir, { now: this.now }),
       audit: new AuditLog(config.state_dir, { now: this.now }),
       draining: false,
@@ -99,10 +101,14 @@ export class Service {
     if (partial) log.warn({ event: 'quarantine_recover', files: partial }, 'removed quarantine writes interrupted by an earlier crash');
     this.rt.metrics.quarantineMessages.set(await this.rt.quarantine.count());
     this.ops = await startOpsServer(config.metrics, this.rt.metrics, {
-      ready: () => ({
-        ok: this.listening && !this.rt.draining,
-        detail: { listening: this.listening, draining: this.rt.draining, rules: this.ruleSet.rules.length, rules_loaded_at: this.ruleSet.loadedAt },
-      }),
+      ready: () => {
+        const pool = this.rt.pool;
+        pool.probe();
+        return {
+          ok: this.listening && !this.rt.draining && pool.healthy,
+          detail: { listening: this.listening, draining: this.rt.draining, next_hop: pool.healthy ? 'ok' : 'refusing', rules: this.ruleSet.rules.length, rules_loaded_at: this.ruleSet.loadedAt },
+        };
+      },
     });
     const exports = await cleanExports(config.state_dir);
     if (exports) log.warn({ event: 'admin_exports_cleanup', files: exports }, 'removed subject-access archives left by an earlier process');
@@ -124,8 +130,9 @@ export class Service {
     });
     if (this.admin.tokenCreated) log.info({ event: 'admin_token', file: this.admin.tokenFile }, 'created the admin API token (mode 0600)');
     if (this.admin.tokenTightened) log.warn({ event: 'admin_token', file: this.admin.tokenFile }, 'the admin API token was readable by others; set it to mode 0600');
-    const { server } = createSmtpServer(this.rt);
-    this.smtp = server;
+    const front = createSmtpServer(this.rt);
+    const server = front.server;
+    this.smtp = front;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.listen.port, config.listen.host, () => {
@@ -166,36 +173,56 @@ export class Service {
     }
   }
 
-  /** Stops taking mail and resolves once every open transaction has ended. */
+  /**
+   * Stops taking mail and resolves once every open transaction has ended.
+   * Sessions without a transaction are told 421 at once; the others may
+   * finish until `timeouts.drain`. Then every session gets 421 and is
+   * closed, except one whose final dot is already downstream: it waits for
+   * the next hop's answer (bounded by next_hop_data) and passes it on, since
+   * a 421 there would make the client retry a message the next hop has
+   * (a duplicate). Every message handler finishes, log line included,
+   * before this resolves.
+   */
   async drain(): Promise<void> {
-    const { log, config } = this.rt;
+    const { log, config, metrics } = this.rt;
     if (this.rt.draining) return;
     this.rt.draining = true;
     this.watcher?.close();
     clearTimeout(this.reloadTimer);
     clearInterval(this.retentionTimer);
     clearInterval(this.gaugeTimer);
-    const smtp = this.smtp;
-    log.info({ event: 'drain', connections: smtp?.connections.size ?? 0 }, 'draining');
-    if (smtp) {
+    const front = this.smtp;
+    log.info({ event: 'drain', connections: front?.server.connections.size ?? 0 }, 'draining');
+    if (front) {
+      const { server, sessions, kick } = front;
+      const bye = replyError('SHUTTING_DOWN');
+      const deadline = Date.now() + config.timeouts.drain;
+      let reported = false;
       await new Promise<void>((resolve) => {
-        smtp.server.close(() => resolve());
-        const deadline = Date.now() + config.timeouts.drain;
+        server.server.close(() => resolve());
         const tick = () => {
-          for (const conn of smtp.connections) {
-            // A session with no open transaction is told to come back later;
-            // one inside MAIL..DATA is left to finish.
-            const busy = Boolean(conn.session?.envelope?.mailFrom);
-            if (!busy || Date.now() > deadline) {
-              conn.send(421, '4.3.2 Service shutting down, try again later');
+          const late = Date.now() > deadline;
+          let cut = 0;
+          for (const conn of server.connections) {
+            const st = sessions.get(conn.id);
+            const busy = Boolean(conn.session?.envelope?.mailFrom) || Boolean(st?.busy);
+            if (!busy || (late && !(st && committing(st)))) {
+              if (busy) cut++;
+              kick(conn.id, bye.responseCode, bye.message);
               conn.close();
             }
           }
-          if (smtp.connections.size > 0) setTimeout(tick, DRAIN_POLL_MS);
+          if (late && !reported && cut) {
+            reported = true;
+            metrics.deadlines.inc({ deadline: 'drain' });
+            log.warn({ event: 'drain', result: 'timeout', sessions_cut: cut }, 'drain deadline: open transactions answered 421');
+          }
+          if (server.connections.size > 0) setTimeout(tick, DRAIN_POLL_MS);
         };
         tick();
       });
     }
+    await Promise.allSettled([...this.rt.inflight]);
     this.listening = false;
     await this.purging;
     this.rt.pool.close();

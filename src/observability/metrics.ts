@@ -62,6 +62,23 @@ export class Metrics {
     labelNames: ['policy', 'result'] as const,
     registers: [this.registry],
   });
+  readonly inFlight = new Gauge({
+    name: 'mailveil_messages_in_flight',
+    help: 'Messages between DATA and their final log line; back to 0 whenever mailveil is idle',
+    registers: [this.registry],
+  });
+  readonly nextHopFailures = new Counter({
+    name: 'mailveil_next_hop_failures_total',
+    help: 'Next-hop connections or commands that failed, by kind (connect, timeout, write_timeout, closed, protocol, aborted, client_gone)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly deadlines = new Counter({
+    name: 'mailveil_deadlines_total',
+    help: 'Waits that hit their deadline (client_idle, client_data_rate, next_hop_connect, next_hop_command, next_hop_write, next_hop_data, drain)',
+    labelNames: ['deadline'] as const,
+    registers: [this.registry],
+  });
   readonly connections = new Gauge({
     name: 'mailveil_connections',
     help: 'Open client SMTP connections',
@@ -75,5 +92,6 @@ export class Metrics {
     for (const direction of ['in', 'out']) this.bytes.inc({ direction }, 0);
     for (const result of ['ok', 'error']) this.rulesReload.inc({ result }, 0);
     this.quarantineMessages.set(0);
+    this.inFlight.set(0);
   }
 }

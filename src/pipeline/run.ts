@@ -1,12 +1,13 @@
 /*
- * Runs the stages of PIPELINE for one message. Each pass is one
- * stream.pipeline() so an error anywhere tears the whole pass down and
- * reaches the caller; nothing forwards errors by hand. Pass 1's analyzers are
- * synchronous and share one pass-through Transform (stage.ts says why). Time
- * spent inside each stage is accumulated per stage for the stage_duration
- * metric.
+ * Runs the stages of PIPELINE for one message. Pass 1's analyzers are
+ * synchronous and see each chunk of the client's data on its way into the
+ * spool (stage.ts says why); runPass1 says why that loop reads its input to
+ * the end whatever happens. Pass 2 is one stream.pipeline(), so an error
+ * anywhere tears the whole pass down and reaches the caller; nothing forwards
+ * errors by hand. Time spent inside each stage is accumulated per stage for
+ * the stage_duration metric.
  */
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { PIPELINE } from './order';
 import type { MessageContext } from './context';
@@ -98,9 +99,77 @@ export class AnalysisStream extends Transform {
   }
 }
 
-/** Pass 1: the client's bytes through every analyzer into the spool. */
-export async function runPass1(ctx: MessageContext, input: Readable, spool: Spool, timings: StageTimings): Promise<void> {
-  await pipeline(input, new AnalysisStream(new Analysis(ctx, timings)), spool);
+/** How pass 1 ended, once the client's data has ended. */
+export interface Pass1Result {
+  /** More than `maxBytes` arrived: the spool stopped at the limit, the rest was read and dropped. */
+  tooBig: boolean;
+  /** The spool or an analyzer failed; the rest was read and dropped. */
+  failure?: Error;
+}
+
+/**
+ * Pass 1: the client's bytes through every analyzer into the spool.
+ *
+ * The input is always read to its end, even after the size limit or a
+ * failure (a full disk): smtp-server answers only once the client's data has
+ * ended, and a reply before the client's final dot would be read by the
+ * client as the answer to commands it has not sent yet. So this loop does
+ * not use stream.pipeline(), which would destroy the input on the first
+ * error. A client that goes away makes the input fail, and that failure is
+ * thrown.
+ */
+export async function runPass1(
+  ctx: MessageContext,
+  input: AsyncIterable<Buffer>,
+  spool: Spool,
+  timings: StageTimings,
+  opts: { maxBytes: number; onBytes?(n: number): void },
+): Promise<Pass1Result> {
+  const analysis = new Analysis(ctx, timings);
+  let failure: Error | undefined;
+  let tooBig = false;
+  spool.on('error', (err) => (failure ??= err));
+  for await (const chunk of input) {
+    ctx.size += chunk.length;
+    opts.onBytes?.(chunk.length);
+    if (tooBig || failure) continue;
+    if (ctx.size > opts.maxBytes) {
+      tooBig = true;
+      continue;
+    }
+    try {
+      analysis.write(chunk);
+    } catch (err) {
+      failure = err as Error;
+      continue;
+    }
+    if (!spool.write(chunk)) await settledWrite(spool);
+  }
+  if (!tooBig && !failure) {
+    try {
+      analysis.end();
+      await finished(spool.end());
+    } catch (err) {
+      failure ??= err as Error;
+    }
+  }
+  return { tooBig, failure };
+}
+
+/** Resolves on drain, or on the error/close that means the writes failed (the 'error' listener records it). */
+function settledWrite(w: NodeJS.WritableStream & { destroyed: boolean }): Promise<void> {
+  if (w.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      w.off('error', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+    w.on('error', done);
+  });
 }
 
 /** Pass 1 and decide without a spool (`mailveil rules test`, the scan benchmark): nothing is kept. */

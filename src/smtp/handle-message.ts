@@ -1,23 +1,29 @@
 /*
  * One message, from the client's DATA to our reply (guarantees 1-3):
- *  1. pass 1 streams the client's bytes through the analyzers into the spool;
- *  2. SIZE is enforced (552 5.3.4) once the data has ended, since smtp-server
- *     only flags `sizeExceeded` and keeps reading;
- *  3. decide;
- *  4. pass 2 streams the spooled original through the rewriters to the next
+ *  1. pass 1 streams the client's bytes through the analyzers into the spool,
+ *     under the DATA deadline (data-deadline.ts); past max_message_size the
+ *     spool stops and the rest is read and dropped, so nothing over the limit
+ *     touches the disk and the 552 5.3.4 comes after the client's dot;
+ *  2. decide;
+ *  3. pass 2 streams the spooled original through the rewriters to the next
  *     hop; its reply to the final "." becomes our reply: 250 only after its
  *     250, its 5xx passed back unchanged, anything else 451.
+ * Every message ends, whatever the client does: one log line, one `verdict`
+ * audit event, one messages_total increment, the spool disposed. A client
+ * that leaves before the dot went downstream aborts the next hop's
+ * transaction (the connection is closed, never reset); one that leaves after
+ * it has the next hop's answer recorded (outcome `delivered_client_gone`:
+ * its retry may bring a duplicate, RFC 1047).
  * The resolved value is the text of our 250; a rejection is an SmtpError.
- * One log line and one `verdict` audit event per message, with pseudonyms
- * only. The audit event is written before we reply; a failure to write it
- * is logged and does not change the reply (the message itself is already
- * delivered or durably held).
+ * Logs and events carry pseudonyms only. A failure to write the audit event
+ * is logged and does not change the reply.
  */
 import { randomBytes } from 'node:crypto';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { newContext, type MessageContext } from '../pipeline/context';
 import { pass2Stream, runDecide, runPass1, type StageTimings } from '../pipeline/run';
 import { Spool, spoolDir } from '../pipeline/spool';
+import { DataDeadline } from './data-deadline';
 import { HEADER_SIZE_REASON } from '../pipeline/header-scan';
 import { NextHopError } from './next-hop';
 import { RedactionError } from '../pipeline/redact';
@@ -47,9 +53,40 @@ interface Outcome {
   reply?: Reply;
   error?: SmtpError;
   text?: string;
+  /** The client left before anything was committed downstream. */
+  aborted?: boolean;
 }
 
-export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState): Promise<string> {
+/** What the message handler may do to its client's session. */
+export interface MessageHooks {
+  /** Answers the client and closes its connection (a deadline). */
+  kick(code: number, text: string): void;
+}
+
+/** The per-message outcome in one word, for the log line and the audit event. */
+function outcomeOf(o: Outcome, clientGone: boolean): string {
+  if (o.aborted) return 'aborted';
+  const code = o.error ? o.error.responseCode : 250;
+  if (code >= 500) return 'rejected';
+  if (code >= 400) return 'deferred';
+  const base = o.verdict === 'quarantine' ? 'quarantined' : 'delivered';
+  return clientGone ? `${base}_client_gone` : base;
+}
+
+function errorFields(err: unknown): { message: string; code?: string } {
+  return { message: (err as Error).message, code: (err as { code?: string }).code };
+}
+
+export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState, hooks: MessageHooks): Promise<string> {
+  rt.metrics.inFlight.inc();
+  try {
+    return await handleOne(rt, stream, session, st, hooks);
+  } finally {
+    rt.metrics.inFlight.dec();
+  }
+}
+
+async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState, hooks: MessageHooks): Promise<string> {
   const ctx = newContext(newMessageId(), rt.config, rt.rules(), rt.pseudonyms);
   const timings: StageTimings = new Map();
   const spool = new Spool(spoolDir(rt.config.state_dir), ctx.id, rt.config.limits.spool_memory);
@@ -57,34 +94,47 @@ export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, s
   const people: People = { subjects: messageSubjects(rt, session) };
   let outcome: Outcome;
   try {
-    outcome = await runMessage(rt, ctx, stream, spool, session, st, timings, people);
+    outcome = await runMessage(rt, ctx, stream, spool, session, st, timings, people, hooks);
   } catch (err) {
-    rt.log.error({ id: ctx.id, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'message handling failed');
-    outcome = { verdict: 'error', error: replyError('INTERNAL') };
+    // The input fails only when the client's connection went away in DATA;
+    // smtp-server tells onClose a moment later, so mark it here.
+    if (stream.destroyed && !stream.readableEnded) st.gone.abort();
+    if (st.gone.signal.aborted) {
+      outcome = { verdict: 'aborted', aborted: true, error: replyError('NEXT_HOP_LOST') };
+    } else {
+      rt.log.error({ id: ctx.id, err: errorFields(err) }, 'message handling failed');
+      outcome = { verdict: 'error', error: replyError('INTERNAL') };
+    }
   } finally {
+    spool.destroy();
     await spool.dispose();
   }
+  const clientGone = st.gone.signal.aborted;
+  const result = outcomeOf(outcome, clientGone);
   const m = rt.metrics;
   m.messages.inc({ verdict: outcome.verdict });
   m.bytes.inc({ direction: 'in' }, ctx.size);
   for (const [stage, seconds] of timings) m.stageDuration.observe({ stage }, seconds);
   for (const rule of ctx.verdict.rules) m.ruleHits.inc({ rule, action: rt.rules().rules.find((r) => r.id === rule)?.action ?? 'unknown' });
+  const code = outcome.error ? outcome.error.responseCode : 250;
   rt.log.info(
     {
+      event: 'message',
       id: ctx.id,
       client: st.clientPseudonym,
       from: session.envelope.mailFrom ? rt.pseudonyms.token('addr', session.envelope.mailFrom.address) : undefined,
       rcpt_count: session.envelope.rcptTo.length,
       size: ctx.size,
       verdict: outcome.verdict,
+      outcome: result,
       rules: ctx.verdict.rules,
       next_hop_reply: outcome.reply ? replyStatus(outcome.reply) : null,
-      reply: outcome.error ? outcome.error.responseCode : 250,
+      reply: clientGone ? null : code,
+      ...(st.deadline ? { deadline: st.deadline } : {}),
       duration_ms: Date.now() - ctx.receivedAt,
     },
     'message',
   );
-  const code = outcome.error ? outcome.error.responseCode : 250;
   try {
     await rt.audit.append({
       event: 'verdict',
@@ -93,6 +143,7 @@ export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, s
       subjects: people.subjects,
       details: {
         verdict: outcome.verdict,
+        outcome: result,
         rules: ctx.verdict.rules,
         ...(ctx.unscannable.length ? { reasons: ctx.unscannable } : {}),
         reply: code,
@@ -103,7 +154,7 @@ export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, s
       },
     });
   } catch (err) {
-    rt.log.error({ id: ctx.id, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'audit write failed');
+    rt.log.error({ id: ctx.id, err: errorFields(err) }, 'audit write failed');
   }
   if (outcome.error) throw outcome.error;
   return outcome.text!;
@@ -118,11 +169,30 @@ async function runMessage(
   st: SessionState,
   timings: StageTimings,
   people: People,
+  hooks: MessageHooks,
 ): Promise<Outcome> {
+  const { config } = rt;
+  const deadline = new DataDeadline(config.timeouts.client_idle, config.timeouts.client_min_data_rate, () => {
+    st.deadline = 'client_data_rate';
+    rt.metrics.deadlines.inc({ deadline: 'client_data_rate' });
+    rt.log.info({ event: 'deadline', deadline: 'client_data_rate', id: ctx.id }, 'client too slow in DATA; session closed');
+    const r = replyError('CLIENT_TIMEOUT');
+    hooks.kick(r.responseCode, r.message);
+  });
   const t1 = now();
-  await runPass1(ctx, stream, spool, timings);
-  timings.set('pass1', now() - t1);
-  ctx.size = spool.size;
+  let pass1;
+  try {
+    pass1 = await runPass1(ctx, stream, spool, timings, { maxBytes: config.limits.max_message_size, onBytes: (n) => deadline.add(n) });
+  } finally {
+    deadline.stop();
+    timings.set('pass1', now() - t1);
+  }
+  if (pass1.tooBig) return { verdict: 'too_big', error: replyError('TOO_BIG') };
+  if (pass1.failure) {
+    const code = (pass1.failure as NodeJS.ErrnoException).code;
+    rt.log.error({ id: ctx.id, err: errorFields(pass1.failure) }, 'pass 1 failed; the message is not accepted');
+    return { verdict: 'error', error: replyError(code === 'ENOSPC' || code === 'EDQUOT' ? 'NO_SPACE' : 'INTERNAL') };
+  }
   try {
     const header = await readHeaderBlock(spool.read(), rt.config.limits.max_header_size);
     people.subjects = messageSubjects(rt, session, header);
@@ -131,12 +201,11 @@ async function runMessage(
     rt.log.warn({ id: ctx.id, err: { message: (err as Error).message } }, 'could not read header addresses for the subject index');
   }
 
-  if (stream.sizeExceeded) {
-    return { verdict: 'too_big', error: replyError('TOO_BIG') };
-  }
   runDecide(ctx, timings);
   for (const reason of ctx.unscannable) rt.metrics.unscannable.inc({ reason });
   if (ctx.notExtracted) rt.metrics.unscannable.inc({ reason: 'not_extracted' }, ctx.notExtracted);
+  // Nothing is committed anywhere for a client that has already left.
+  if (st.gone.signal.aborted) return { verdict: 'aborted', aborted: true };
 
   switch (ctx.verdict.action) {
     case 'reject':
@@ -218,8 +287,9 @@ async function hold(rt: Runtime, ctx: MessageContext, spool: Spool, session: SMT
       spool.read(),
     );
   } catch (err) {
-    rt.log.error({ id: ctx.id, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'quarantine write failed');
-    return { verdict: 'error', error: replyError('INTERNAL') };
+    rt.log.error({ id: ctx.id, err: errorFields(err) }, 'quarantine write failed');
+    const code = (err as NodeJS.ErrnoException).code;
+    return { verdict: 'error', error: replyError(code === 'ENOSPC' || code === 'EDQUOT' ? 'NO_SPACE' : 'QUARANTINE_UNAVAILABLE') };
   }
   rt.metrics.quarantineMessages.inc();
   return { verdict: 'quarantine', text: `2.0.0 Ok: held in quarantine as ${ctx.id}` };
@@ -232,22 +302,24 @@ async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, session: 
   const t2 = now();
   let reply: Reply;
   try {
-    reply = await hop.data(pass2Stream(ctx, spool, timings));
+    reply = await hop.data(pass2Stream(ctx, spool, timings), st.gone.signal);
     rt.metrics.bytes.inc({ direction: 'out' }, hop.dataBytes);
   } catch (err) {
-    const kind = err instanceof NextHopError ? err.kind : 'aborted';
-    rt.metrics.nextHopReplies.inc({ class: kind === 'timeout' ? 'timeout' : 'connection' });
-    if (kind === 'aborted') {
-      rt.log.error({ id: ctx.id, err: { message: (err as Error).message } }, 'pass 2 failed; next hop transaction aborted');
+    const e = err instanceof NextHopError ? err : new NextHopError('aborted', (err as Error).message, { cause: err });
+    rt.hopEvents.failure(e, 'DATA');
+    if (e.kind === 'client_gone') return { verdict: 'aborted', aborted: true };
+    rt.metrics.nextHopReplies.inc({ class: e.kind === 'timeout' || e.kind === 'write_timeout' ? 'timeout' : 'connection' });
+    if (e.kind === 'aborted') {
+      rt.log.error({ id: ctx.id, err: { message: e.message } }, 'pass 2 failed; next hop transaction aborted');
       // A value that could not be redacted must not leave: hold the original instead.
-      if ((err as { cause?: unknown }).cause instanceof RedactionError) {
+      if (e.cause instanceof RedactionError) {
         ctx.unscannable.push('redact_failed');
         rt.metrics.unscannable.inc({ reason: 'redact_failed' });
         return hold(rt, ctx, spool, session, people);
       }
       return { verdict: 'error', error: replyError('INTERNAL') };
     }
-    return { verdict: 'error', error: replyError(kind === 'timeout' ? 'NEXT_HOP_TIMEOUT' : 'NEXT_HOP_LOST') };
+    return { verdict: 'error', error: replyError(e.kind === 'timeout' || e.kind === 'write_timeout' ? 'NEXT_HOP_TIMEOUT' : 'NEXT_HOP_LOST') };
   } finally {
     timings.set('pass2', now() - t2);
   }

@@ -3,33 +3,62 @@
  * XFORWARD, MAIL and each RCPT are sent when our own client sends them, so
  * the next hop's per-recipient answer reaches our client at RCPT time, and
  * the final "." is written only after the whole message body stream ended
- * without error. If the body fails, the connection is destroyed instead: the
- * next hop then discards the half transaction (guarantee 2).
+ * without error.
+ *
+ * The transaction model is Postfix's smtp client's:
+ *  - every command written owes exactly one reply; the replies are matched
+ *    to a queue of pending commands, in order, never to "whoever waits";
+ *  - a reply with no pending command, or one that cannot follow its command
+ *    (next-hop-protocol.ts), destroys the connection and is reported;
+ *  - RSET is sent only between commands, once every reply is in;
+ *  - from DATA on (354 outstanding, body streaming, dot sent) the connection
+ *    is never reset and never reused: on any trouble it is closed, so the
+ *    next hop discards the half transaction (guarantee 2);
+ *  - every wait has a deadline: connect, each reply, each write that the
+ *    next hop does not read (a next hop that stops reading), the final reply.
  *
  * Why not nodemailer's SMTPConnection: its send() takes the envelope as one
  * unit (no XFORWARD, one NOTIFY/ORCPT for all recipients, no SMTPUTF8 or
  * per-RCPT parameters, recipient answers only after the fact), which cannot
  * keep the envelope transparent nor answer RCPT with the next hop's reply.
  *
- * Limits: a reply line is at most MAX_REPLY_BYTES; every wait has a timeout.
+ * Limits: a reply line is at most MAX_REPLY_BYTES, a reply at most
+ * MAX_REPLY_LINES lines.
  */
 import { connect, type Socket } from 'node:net';
-import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { parseReply, type Reply } from './reply';
+import { replyFits, verbOf, type Phase, type Verb } from './next-hop-protocol';
 
 const MAX_REPLY_BYTES = 64 * 1024;
+const MAX_REPLY_LINES = 256;
 const END_OF_DATA = Buffer.from('.\r\n');
+const QUIT_GRACE_MS = 2000;
 
-export type NextHopFailure = 'connect' | 'timeout' | 'closed' | 'protocol' | 'aborted';
+/**
+ * - connect: no connection, or no greeting;
+ * - timeout: a reply did not come in time;
+ * - write_timeout: the next hop stopped reading the body;
+ * - closed: the connection went away;
+ * - protocol: the next hop broke the protocol, or we refused to;
+ * - aborted: the message stream (pass 2) failed;
+ * - client_gone: our client left before the message was committed.
+ */
+export type NextHopFailure = 'connect' | 'timeout' | 'write_timeout' | 'closed' | 'protocol' | 'aborted' | 'client_gone';
+
+/** The configured wait (config `timeouts.*`) that a failure ran out of, if any. */
+export type NextHopDeadline = 'next_hop_connect' | 'next_hop_command' | 'next_hop_write' | 'next_hop_data';
 
 export class NextHopError extends Error {
   readonly code = 'MV_NEXT_HOP';
+  readonly deadline?: NextHopDeadline;
   constructor(
     readonly kind: NextHopFailure,
     message: string,
+    options?: { cause?: unknown; deadline?: NextHopDeadline },
   ) {
-    super(message);
+    super(message, options);
+    this.deadline = options?.deadline;
   }
 }
 
@@ -40,15 +69,19 @@ export interface NextHopOptions {
   helo: string;
   connectTimeout: number;
   commandTimeout: number;
-  /** Time allowed for the reply to the final dot (RFC 5321 4.5.3.2.6 suggests 10 minutes). */
+  /** Longest time a body write may wait for the next hop to read. */
+  writeTimeout: number;
+  /** Time allowed for the reply to the final dot. */
   dataTimeout: number;
+  /** Told about each protocol violation (the connection is already destroyed). */
+  onViolation?: (what: string) => void;
 }
 
 /** The connection settings for the configured next hop, in one place for serve, release and the API. */
 export function nextHopOptions(config: {
   next_hop: { host: string; port: number };
   hostname: string;
-  timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_data: number };
+  timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_write: number; next_hop_data: number };
 }): NextHopOptions {
   return {
     host: config.next_hop.host,
@@ -56,11 +89,14 @@ export function nextHopOptions(config: {
     helo: config.hostname,
     connectTimeout: config.timeouts.next_hop_connect,
     commandTimeout: config.timeouts.next_hop_command,
+    writeTimeout: config.timeouts.next_hop_write,
     dataTimeout: config.timeouts.next_hop_data,
   };
 }
 
-interface Waiter {
+interface Pending {
+  verb: Verb;
+  timeout: number;
   resolve(r: Reply): void;
   reject(e: Error): void;
 }
@@ -68,23 +104,23 @@ interface Waiter {
 export class NextHopConnection {
   /** EHLO keywords (upper case) and their parameters. */
   readonly extensions = new Map<string, string>();
-  /** True between an accepted MAIL and the end of the transaction. */
-  inTransaction = false;
   lastUsed = Date.now();
   /** Body bytes written by the last data() call. */
   dataBytes = 0;
+  private state: Phase = 'ready';
   private partial = '';
   private lines: string[] = [];
-  private rawLastReply: string[] = [];
-  private waiter?: Waiter;
+  private readonly pending: Pending[] = [];
+  private headTimer?: NodeJS.Timeout;
   private failure?: NextHopError;
-  /** Set while the body streams: a reply then is the next hop ending the transaction early. */
-  private streaming = false;
+  /** A reply during the body: the next hop ended the transaction early. */
   private earlyReply?: Reply;
-  /** Replies owed for commands already written (the greeting counts as one). */
-  private owed = 1;
-  /** Owed replies that arrived before anyone read them (pipelining). */
-  private arrived: Reply[] = [];
+  private drainWaiter?: (err?: Error) => void;
+  /** The body being streamed: a failure destroys it so data() never waits on it. */
+  private body?: Readable;
+  private settleWaiters: (() => void)[] = [];
+  private connected = false;
+  private lastEhloLines: string[] = [];
 
   private constructor(
     private readonly socket: Socket,
@@ -93,45 +129,57 @@ export class NextHopConnection {
     socket.setEncoding('utf8');
     socket.setNoDelay(true);
     socket.on('data', (d: string) => this.onData(d));
-    socket.on('error', (err) => this.fail(new NextHopError('closed', `next hop connection error: ${err.message}`)));
-    socket.on('close', () => this.fail(new NextHopError('closed', 'next hop closed the connection')));
+    socket.once('connect', () => {
+      this.connected = true;
+      this.armHead();
+    });
+    // Before the greeting, any failure means the next hop is not there.
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const kind = this.connected ? 'closed' : 'connect';
+      this.fail(new NextHopError(kind, `${kind === 'connect' ? 'cannot connect to' : 'lost'} next hop: ${err.code ?? err.message}`));
+    });
+    socket.on('close', () => this.fail(new NextHopError(this.connected ? 'closed' : 'connect', 'next hop closed the connection')));
   }
 
-  /** Connects, reads the greeting and says EHLO. */
+  /** Connects, reads the greeting and says EHLO (HELO if EHLO is refused). */
   static async open(opts: NextHopOptions): Promise<NextHopConnection> {
     const socket = connect({ host: opts.host, port: opts.port });
     const conn = new NextHopConnection(socket, opts);
-    const timer = setTimeout(() => conn.fail(new NextHopError('timeout', 'timed out connecting to next hop')), opts.connectTimeout);
+    const greeting = conn.expect('greeting', opts.commandTimeout);
+    const timer = setTimeout(() => {
+      if (socket.connecting) conn.fail(new NextHopError('connect', 'timed out connecting to next hop', { deadline: 'next_hop_connect' }));
+    }, opts.connectTimeout);
     try {
-      await Promise.race([
-        once(socket, 'connect'),
-        once(socket, 'close').then(() => {
-          throw conn.failure ?? new NextHopError('connect', 'next hop refused the connection');
-        }),
-      ]);
+      const g = await greeting;
+      if (g.code !== 220) throw Object.assign(new NextHopError('connect', `next hop greeted with ${g.code}`), { reply: g });
+      let ehlo = await conn.command(`EHLO ${opts.helo}`);
+      if (ehlo.code !== 250) ehlo = await conn.command(`HELO ${opts.helo}`);
+      if (ehlo.code !== 250) throw Object.assign(new NextHopError('protocol', 'next hop refused EHLO and HELO'), { reply: ehlo });
+      return conn;
     } catch (err) {
-      clearTimeout(timer);
       conn.destroy();
-      const e = err as NodeJS.ErrnoException;
-      throw e instanceof NextHopError ? e : new NextHopError('connect', `cannot connect to next hop: ${e.code ?? e.message}`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
-    clearTimeout(timer);
-    const greeting = await conn.read(opts.commandTimeout);
-    if (greeting.code !== 220) {
-      conn.quit();
-      throw Object.assign(new NextHopError('protocol', 'next hop did not greet with 220'), { reply: greeting });
-    }
-    let ehlo = await conn.command(`EHLO ${opts.helo}`);
-    if (ehlo.code !== 250) ehlo = await conn.command(`HELO ${opts.helo}`);
-    if (ehlo.code !== 250) {
-      conn.quit();
-      throw Object.assign(new NextHopError('protocol', 'next hop refused EHLO and HELO'), { reply: ehlo });
-    }
-    return conn;
   }
 
   get usable(): boolean {
     return !this.failure && !this.socket.destroyed;
+  }
+
+  get phase(): Phase {
+    return this.usable ? this.state : 'closed';
+  }
+
+  /** True when the connection can serve a new transaction as it is. */
+  get reusable(): boolean {
+    return this.phase === 'ready' && this.pending.length === 0;
+  }
+
+  /** Replies still owed for commands written. */
+  get outstanding(): number {
+    return this.pending.length;
   }
 
   supports(keyword: string): boolean {
@@ -139,191 +187,248 @@ export class NextHopConnection {
   }
 
   /** Sends one command line and waits for its reply. */
-  async command(line: string, timeout = this.opts.commandTimeout): Promise<Reply> {
-    if (/[\r\n]/.test(line)) throw new NextHopError('protocol', 'refusing to send a command with a line break');
-    this.write(line + '\r\n', 1);
-    const reply = await this.read(timeout);
-    if (/^EHLO /i.test(line) && reply.code === 250) this.recordExtensions();
-    return reply;
+  command(line: string, timeout = this.opts.commandTimeout): Promise<Reply> {
+    return this.commands([line], timeout).then((r) => r[0]);
   }
 
   /**
    * Several commands in one write when the next hop offers PIPELINING
    * (RFC 2920), one by one otherwise; the replies come back in order.
    */
-  async commands(lines: string[]): Promise<Reply[]> {
-    if (lines.length < 2 || !this.supports('PIPELINING')) {
+  async commands(lines: string[], timeout = this.opts.commandTimeout): Promise<Reply[]> {
+    for (const l of lines) if (/[\r\n\0]/.test(l)) throw new NextHopError('protocol', 'refusing to send a command with a line break or NUL');
+    if (lines.length > 1 && !this.supports('PIPELINING')) {
       const out: Reply[] = [];
-      for (const l of lines) out.push(await this.command(l));
+      for (const l of lines) out.push(await this.command(l, timeout));
       return out;
     }
-    for (const l of lines) if (/[\r\n]/.test(l)) throw new NextHopError('protocol', 'refusing to send a command with a line break');
-    this.write(lines.map((l) => l + '\r\n').join(''), lines.length);
-    const out: Reply[] = [];
-    for (let i = 0; i < lines.length; i++) out.push(await this.read(this.opts.commandTimeout));
+    if (this.state === 'data' || this.state === 'body' || this.state === 'dot') {
+      throw new NextHopError('protocol', `refusing to send ${verbOf(lines[0])} inside DATA`);
+    }
+    if (this.failure) throw this.failure;
+    const replies = lines.map((l) => {
+      const verb = verbOf(l);
+      if (verb === 'MAIL') this.state = 'envelope';
+      return this.expect(verb, timeout);
+    });
+    this.socket.write(lines.map((l) => l + '\r\n').join(''));
+    const out = await Promise.all(replies);
+    const ehlo = lines.findIndex((l) => /^EHLO /i.test(l));
+    if (ehlo >= 0 && out[ehlo].code === 250) this.recordExtensions();
     return out;
   }
 
   /**
    * DATA, then the body (already CRLF and dot-stuffed), then the final dot.
    * Returns the next hop's reply to DATA if it was not 354, else its reply to
-   * the final dot. If `body` fails, the dot is never sent.
+   * the final dot. If `body` fails or `signal` aborts before the dot is
+   * written, the connection is destroyed and the dot is never sent; once the
+   * dot is written, the reply is awaited whatever `signal` says, so it can be
+   * recorded.
    */
-  async data(body: AsyncIterable<Buffer> & Readable): Promise<Reply> {
-    // From here on a reply nobody waits for is the next hop ending the
-    // transaction early; it can arrive in the same packet as the 354.
-    this.streaming = true;
+  async data(body: AsyncIterable<Buffer> & Readable, signal?: AbortSignal): Promise<Reply> {
+    if (this.state !== 'envelope' || this.pending.length) throw new NextHopError('protocol', 'DATA outside a transaction');
+    const abort = () => this.fail(new NextHopError('client_gone', 'client left before the message was committed'));
+    signal?.addEventListener('abort', abort, { once: true });
     this.dataBytes = 0;
     let last: Buffer | undefined;
     try {
-      const go = await this.command('DATA');
+      if (signal?.aborted) abort();
+      if (this.failure) throw this.failure;
+      const ask = this.expect('DATA', this.opts.commandTimeout);
+      this.state = 'data';
+      this.socket.write('DATA\r\n');
+      const go = await ask;
       if (go.code !== 354) {
+        this.state = 'envelope';
         body.destroy();
         return go;
       }
+      this.state = 'body';
+      this.body = body;
       // One chunk is held back so the final dot leaves in the same write as
       // the last bytes of the body: one syscall and one packet fewer.
-      let held: Buffer | undefined;
       for await (const chunk of body) {
-        if (this.earlyReply) break;
-        if (this.failure) throw this.failure;
+        if (this.earlyReply || this.failure) break;
+        if (last) await this.write(last);
         this.dataBytes += chunk.length;
-        if (held && !this.socket.write(held)) await this.drained();
-        held = chunk;
+        last = chunk;
       }
-      last = held;
+      if (this.earlyReply) throw this.earlyReply;
+      if (this.failure) throw this.failure;
     } catch (err) {
-      // Never commit a message we could not send whole: drop the connection.
+      body.destroy();
       this.destroy();
       if (this.earlyReply) return this.earlyReply;
-      throw err instanceof NextHopError ? err : Object.assign(new NextHopError('aborted', `message stream failed: ${(err as Error).message}`), { cause: err });
+      if (err instanceof NextHopError) throw err;
+      throw new NextHopError('aborted', `message stream failed: ${(err as Error).message}`, { cause: err });
     } finally {
-      this.streaming = false;
+      this.body = undefined;
+      signal?.removeEventListener('abort', abort);
     }
-    if (this.earlyReply) {
-      // The next hop answered before the end of data (e.g. a premature 550):
-      // that answer is final for this transaction, and the connection is spent.
-      this.destroy();
-      return this.earlyReply;
-    }
-    if (this.failure) throw this.failure;
-    this.owed++;
+    const done = this.expect('.', this.opts.dataTimeout);
+    this.state = 'dot';
     this.socket.write(last ? Buffer.concat([last, END_OF_DATA]) : END_OF_DATA);
-    const reply = await this.read(this.opts.dataTimeout);
-    this.inTransaction = false;
+    const reply = await done;
+    this.state = 'ready';
     this.lastUsed = Date.now();
     return reply;
   }
 
-  /** Ends a transaction so the connection can be reused. */
+  /** Resolves once every written command has its reply (or the connection failed). */
+  settled(): Promise<void> {
+    if (!this.pending.length || this.failure) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  /**
+   * Ends an open transaction so the connection can be reused: waits for every
+   * reply still owed, then RSET. False when the connection cannot be reused
+   * (past DATA, broken, or RSET refused); the caller must then destroy it.
+   */
   async reset(): Promise<boolean> {
-    if (!this.usable) return false;
+    await this.settled();
+    if (this.phase === 'ready') return true;
+    if (this.phase !== 'envelope') return false;
     try {
       const r = await this.command('RSET');
-      this.inTransaction = false;
-      return r.code === 250;
+      if (r.code !== 250) return false;
+      this.state = 'ready';
+      return true;
     } catch {
       return false;
     }
   }
 
+  /** Says goodbye when nothing is owed; otherwise just closes. */
   quit(): void {
-    if (this.usable) {
+    if (this.usable && this.pending.length === 0 && this.state === 'ready') {
+      this.failure = new NextHopError('closed', 'connection closed by us');
       this.socket.end('QUIT\r\n');
-      setTimeout(() => this.socket.destroy(), 2000).unref();
+      setTimeout(() => this.socket.destroy(), QUIT_GRACE_MS).unref();
+      return;
     }
-    this.failure ??= new NextHopError('closed', 'connection closed by us');
+    this.destroy();
   }
 
   destroy(): void {
-    this.failure ??= new NextHopError('closed', 'connection closed by us');
-    this.socket.destroy();
+    this.fail(new NextHopError('closed', 'connection closed by us'));
   }
 
-  private write(text: string, replies: number): void {
-    if (this.failure) throw this.failure;
-    this.owed += replies;
-    this.socket.write(text);
+  /** Registers the reply the next command owes; a rejection is always handled by someone. */
+  private expect(verb: Verb, timeout: number): Promise<Reply> {
+    const p = new Promise<Reply>((resolve, reject) => {
+      this.pending.push({ verb, timeout, resolve, reject });
+    });
+    // Pipelined replies are awaited in order; a connection failure rejects
+    // all of them at once, before the later ones have a handler.
+    p.catch(() => undefined);
+    if (this.pending.length === 1 && verb !== 'greeting') this.armHead();
+    return p;
   }
 
-  private async drained(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        if (this.failure) reject(this.failure);
+  /** The deadline of the reply we are waiting for now (Postfix times each read). */
+  private armHead(): void {
+    clearTimeout(this.headTimer);
+    const head = this.pending[0];
+    if (!head) return;
+    this.headTimer = setTimeout(() => {
+      const kind = head.verb === 'greeting' ? 'connect' : 'timeout';
+      const deadline = head.verb === '.' ? 'next_hop_data' : 'next_hop_command';
+      this.fail(new NextHopError(kind, `timed out waiting for the next hop's reply to ${head.verb}`, { deadline }));
+    }, head.timeout);
+  }
+
+  /** Writes body bytes; waits, with a deadline, while the next hop is not reading. */
+  private write(chunk: Buffer): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.socket.write(chunk)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new NextHopError('write_timeout', 'the next hop stopped reading the message', { deadline: 'next_hop_write' }));
+      }, this.opts.writeTimeout);
+      const onDrain = () => settle();
+      const settle = (err?: Error) => {
+        clearTimeout(timer);
+        this.socket.off('drain', onDrain);
+        this.drainWaiter = undefined;
+        if (err) reject(err);
         else resolve();
       };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
-  }
-
-  private read(timeout: number): Promise<Reply> {
-    const ready = this.arrived.shift();
-    if (ready) return Promise.resolve(ready);
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new NextHopError('timeout', 'timed out waiting for the next hop'));
-      }, timeout);
-      this.waiter = {
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
+      this.drainWaiter = settle;
+      this.socket.on('drain', onDrain);
     });
   }
 
   private onData(text: string): void {
+    if (this.failure) return;
     this.partial += text;
     let nl: number;
     while ((nl = this.partial.indexOf('\n')) >= 0) {
       const line = this.partial.slice(0, nl).replace(/\r$/, '');
       this.partial = this.partial.slice(nl + 1);
-      if (!/^\d{3}([ -]|$)/.test(line)) {
-        this.fail(new NextHopError('protocol', 'next hop sent a malformed reply line'));
+      if (!/^[2-5]\d\d([ -]|$)/.test(line)) return this.violation('a malformed reply line');
+      if (this.lines.length && line.slice(0, 3) !== this.lines[0].slice(0, 3)) return this.violation('a multi-line reply whose lines disagree on the code');
+      this.lines.push(line);
+      if (this.lines.length > MAX_REPLY_LINES) return this.violation('a reply of too many lines');
+      if (line[3] === '-') continue;
+      const lines = this.lines;
+      this.lines = [];
+      this.onReply(parseReply(lines), lines);
+      if (this.failure) return;
+    }
+    if (this.partial.length > MAX_REPLY_BYTES) this.violation('a reply line that is too long');
+  }
+
+  private onReply(reply: Reply, lines: string[]): void {
+    const head = this.pending.shift();
+    if (!head) {
+      if (this.state === 'body') {
+        // The next hop ended the transaction before our dot (e.g. a premature
+        // 550): that answer is final, and the connection is spent.
+        this.earlyReply = reply;
+        this.fail(new NextHopError('closed', 'next hop ended the transaction during the body'));
         return;
       }
-      this.lines.push(line);
-      if (line[3] === '-') continue;
-      const reply = parseReply(this.lines);
-      this.rawLastReply = this.lines;
-      this.lines = [];
-      if (this.owed > 0) {
-        this.owed--;
-        const w = this.waiter;
-        this.waiter = undefined;
-        if (w) w.resolve(reply);
-        else this.arrived.push(reply);
-      } else if (this.streaming && !this.earlyReply) {
-        this.earlyReply = reply;
-        this.socket.destroy();
-      }
-      // A reply nobody asked for (e.g. 421 on shutdown) makes the connection unusable.
-      else this.fail(new NextHopError('protocol', `unexpected reply ${reply.code} from next hop`));
+      // 421 is how a next hop says goodbye (e.g. its idle timeout): not a violation.
+      if (reply.code === 421) return this.fail(new NextHopError('closed', 'next hop closed the connection with 421'));
+      return this.violation(`a ${reply.code} reply to no command`);
     }
-    if (this.partial.length > MAX_REPLY_BYTES) this.fail(new NextHopError('protocol', 'next hop reply line too long'));
+    if (!replyFits(head.verb, reply.code)) {
+      this.pending.unshift(head);
+      return this.violation(`a ${reply.code} reply to ${head.verb}`);
+    }
+    this.lastEhloLines = head.verb === 'EHLO' ? lines : this.lastEhloLines;
+    this.armHead();
+    head.resolve(reply);
+    if (!this.pending.length) this.wakeSettled();
   }
 
   private recordExtensions(): void {
     this.extensions.clear();
-    for (const line of this.rawLastReply.slice(1)) {
+    for (const line of this.lastEhloLines.slice(1)) {
       const [kw, ...params] = line.slice(4).trim().split(/\s+/);
       if (kw) this.extensions.set(kw.toUpperCase(), params.join(' '));
     }
   }
 
+  private violation(what: string): void {
+    this.fail(new NextHopError('protocol', `next hop protocol violation: ${what}`));
+    this.opts.onViolation?.(what);
+  }
+
   private fail(err: NextHopError): void {
     if (!this.failure) this.failure = err;
+    this.state = 'closed';
+    clearTimeout(this.headTimer);
     if (!this.socket.destroyed) this.socket.destroy();
-    const w = this.waiter;
-    this.waiter = undefined;
-    if (w) w.reject(this.failure);
+    for (const p of this.pending.splice(0)) p.reject(this.failure);
+    this.drainWaiter?.(this.failure);
+    this.body?.destroy();
+    this.wakeSettled();
+  }
+
+  private wakeSettled(): void {
+    for (const w of this.settleWaiters.splice(0)) w();
   }
 }

@@ -4,6 +4,11 @@
  * no recipient is ever accepted here that the next hop refused (guarantee 4).
  * The message itself is handled in handle-message.ts.
  *
+ * Who owns the next-hop connection (session-state.ts): a client that leaves
+ * while a command is outstanding at the next hop has that connection reset
+ * only once every reply is in; one that leaves during a message leaves the
+ * connection to the message handler, which closes it if DATA had begun.
+ *
  * Advertised: PIPELINING, 8BITMIME, SMTPUTF8, SIZE, DSN, ENHANCEDSTATUSCODES,
  * XFORWARD, and STARTTLS when inbound_tls is configured. No AUTH: the only
  * clients are the `clients` networks (default loopback), everyone else gets
@@ -17,7 +22,8 @@ import { NextHopError, type NextHopConnection } from './next-hop';
 import { clientAttributes, mailFromCommand, rcptToCommand, xforwardCommands, EnvelopeError } from './envelope';
 import { passThrough, replyError, smtpError, type SmtpError } from './errors';
 import { handleMessage } from './handle-message';
-import type { SessionState } from './session-state';
+import { newSessionState, type SessionState } from './session-state';
+import { connectionOf, observeConnections } from './connection-hooks';
 import type { Runtime } from '../runtime';
 
 type Cb = (err?: Error | null) => void;
@@ -34,8 +40,15 @@ function hopFailure(err: unknown): SmtpError {
   return replyError('INTERNAL');
 }
 
-export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: Map<string, SessionState> } {
-  const { config } = rt;
+export interface SmtpFront {
+  server: SMTPServer;
+  sessions: Map<string, SessionState>;
+  /** Answers a client with `code text` and closes its connection (deadlines, the drain). */
+  kick(sessionId: string, code: number, text: string): void;
+}
+
+export function createSmtpServer(rt: Runtime): SmtpFront {
+  const { config, log } = rt;
   const clients = new CidrSet(config.clients);
   const sessions = new Map<string, SessionState>();
   const counted = new Set<string>();
@@ -43,7 +56,7 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
   const state = (session: SMTPServerSession): SessionState => {
     let st = sessions.get(session.id);
     if (!st) {
-      st = { accepted: 0, clientPseudonym: rt.pseudonyms.token('ip', session.remoteAddress) };
+      st = newSessionState(rt.pseudonyms.token('ip', session.remoteAddress));
       sessions.set(session.id, st);
     }
     return st;
@@ -58,7 +71,7 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
   };
 
   /** Runs `fn` on a pooled connection; a reused one that died while idle is replaced once. */
-  const withFreshHop = async (fn: (hop: NextHopConnection) => Promise<void>): Promise<NextHopConnection> => {
+  const withFreshHop = async (step: string, fn: (hop: NextHopConnection) => Promise<void>): Promise<NextHopConnection> => {
     for (let attempt = 0; ; attempt++) {
       const { conn, reused } = await rt.pool.acquire();
       try {
@@ -66,7 +79,9 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
         return conn;
       } catch (err) {
         conn.destroy();
-        if (!(reused && attempt === 0 && err instanceof NextHopError && err.kind === 'closed')) throw err;
+        const retry = reused && attempt === 0 && err instanceof NextHopError && err.kind === 'closed';
+        if (err instanceof NextHopError && !retry) rt.hopEvents.failure(err, step);
+        if (!retry) throw err;
       }
     }
   };
@@ -93,7 +108,7 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
     onConnect(session, cb: Cb) {
       const peer = peerAddress(session);
       if (!clients.has(peer)) {
-        rt.log.warn({ event: 'client_rejected', client: rt.pseudonyms.token('ip', peer) }, 'connection from a host outside clients');
+        log.warn({ event: 'client_rejected', client: rt.pseudonyms.token('ip', peer) }, 'connection from a host outside clients');
         return cb(replyError('CLIENT_REJECTED'));
       }
       // XFORWARD makes smtp-server call onConnect again with the forwarded
@@ -103,6 +118,7 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
         rt.metrics.connections.inc();
       }
       state(session).clientPseudonym = rt.pseudonyms.token('ip', session.remoteAddress);
+      log.debug({ event: 'smtp', session: session.id, phase: 'connect' }, 'client connected');
       cb();
     },
 
@@ -113,21 +129,23 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
         // A client RSET or a second MAIL leaves our mirrored transaction open.
         await releaseHop(st);
         let refused: SmtpError | undefined;
-        const hop = await withFreshHop(async (h) => {
+        const hop = await withFreshHop('MAIL', async (h) => {
           const xforward = xforwardCommands(clientAttributes(session), h.extensions.get('XFORWARD'));
           const replies = await h.commands([...xforward, mailFromCommand(address, (ext) => h.supports(ext))]);
           const mail = replies.pop()!;
           if (replies.some((r) => r.code !== 250)) {
-            rt.log.warn({ event: 'xforward_refused' }, 'next hop refused XFORWARD; check smtpd_authorized_xforward_hosts');
+            log.warn({ event: 'xforward_refused' }, 'next hop refused XFORWARD; check smtpd_authorized_xforward_hosts');
           }
           if (mail.code >= 400) refused = passThrough(mail);
         });
-        if (refused) {
-          await rt.pool.release(hop);
+        // The client may have left while the next hop answered: nobody owns
+        // this transaction then, so it ends here.
+        if (refused || st.gone.signal.aborted) {
+          void rt.pool.release(hop);
           return cb(refused);
         }
-        hop.inTransaction = true;
         st.hop = hop;
+        log.debug({ event: 'smtp', session: session.id, phase: 'mail', next_hop: 250 }, 'MAIL mirrored');
         cb();
       })().catch((err) => cb(hopFailure(err)));
     },
@@ -144,34 +162,62 @@ export function createSmtpServer(rt: Runtime): { server: SMTPServer; sessions: M
       }
       hop.command(line).then(
         (r) => {
+          log.debug({ event: 'smtp', session: session.id, phase: 'rcpt', next_hop: r.code }, 'RCPT mirrored');
           if (r.code >= 400) return cb(passThrough(r));
           st.accepted++;
           cb();
         },
-        (err) => cb(hopFailure(err)),
+        (err) => {
+          if (err instanceof NextHopError) rt.hopEvents.failure(err, 'RCPT');
+          cb(hopFailure(err));
+        },
       );
     },
 
     onData(stream, session, cb) {
       const st = state(session);
-      handleMessage(rt, stream, session, st).then(
-        (text) => {
+      st.busy = true;
+      log.debug({ event: 'smtp', session: session.id, phase: 'data' }, 'DATA');
+      const done = handleMessage(rt, stream, session, st, { kick: (code, text) => kick(session.id, code, text) });
+      rt.inflight.add(done);
+      done
+        .then(
+          (text) => cb(null, text),
+          (err: SmtpError) => cb(err),
+        )
+        .finally(() => {
+          rt.inflight.delete(done);
+          st.busy = false;
           void releaseHop(st);
-          cb(null, text);
-        },
-        (err: SmtpError) => {
-          void releaseHop(st);
-          cb(err);
-        },
-      );
+        });
     },
 
     onClose(session) {
       const st = sessions.get(session.id);
       sessions.delete(session.id);
       if (counted.delete(session.id)) rt.metrics.connections.dec();
-      if (st) void releaseHop(st);
+      log.debug({ event: 'smtp', session: session.id, phase: 'close' }, 'client disconnected');
+      if (!st) return;
+      st.gone.abort();
+      // A running message owns the connection and hands it back itself.
+      if (!st.busy) void releaseHop(st);
     },
   };
-  return { server: new SMTPServer(options), sessions };
+  const server = new SMTPServer(options);
+  const kick = (sessionId: string, code: number, text: string) => {
+    const conn = connectionOf(server, sessionId);
+    if (conn) conn.send(code, text); // a 421 makes smtp-server close the connection
+  };
+  observeConnections(server, {
+    idleTimeout(session) {
+      rt.metrics.deadlines.inc({ deadline: 'client_idle' });
+      const st = sessions.get(session.id);
+      if (st) st.deadline = 'client_idle';
+      log.info({ event: 'deadline', deadline: 'client_idle', session: session.id, in_data: Boolean(st?.busy) }, 'client idle timeout; session closed');
+    },
+    command(session, verb) {
+      log.trace({ event: 'smtp', session: session.id, command: verb }, 'command');
+    },
+  });
+  return { server, sessions, kick };
 }

@@ -1,6 +1,12 @@
 /*
  * Per-client-session state kept outside smtp-server's session object: the
- * next-hop connection that mirrors the client's open transaction.
+ * next-hop connection that mirrors the client's open transaction, and what
+ * the drain and the deadlines need to know about the session.
+ *
+ * Ownership of `hop`: the session's command handlers while no message is
+ * being handled; handle-message.ts while `busy`. Whoever owns it hands it
+ * back to the pool (which resets or closes it), so a client that leaves
+ * mid-message never has its connection reset under a running DATA.
  */
 import type { NextHopConnection } from './next-hop';
 
@@ -11,4 +17,19 @@ export interface SessionState {
   accepted: number;
   /** The original client as a pseudonym, for logs. */
   clientPseudonym: string;
+  /** Aborted when the client's connection closes, whatever it was doing. */
+  gone: AbortController;
+  /** True while handle-message.ts runs for this session. */
+  busy: boolean;
+  /** Set when a deadline of ours ended the session. */
+  deadline?: string;
+}
+
+export function newSessionState(clientPseudonym: string): SessionState {
+  return { accepted: 0, clientPseudonym, gone: new AbortController(), busy: false };
+}
+
+/** True once the final dot went downstream: the next hop may be committing the message. */
+export function committing(st: SessionState): boolean {
+  return st.busy && st.hop?.phase === 'dot';
 }

@@ -42,7 +42,7 @@ async function fakeServer(script: Script, greeting = '220 fake ESMTP\r\n') {
   return { port, received, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-const opts = (port: number) => ({ host: '127.0.0.1', port, helo: 'mv.test', connectTimeout: 2000, commandTimeout: 500, dataTimeout: 1000 });
+const opts = (port: number) => ({ host: '127.0.0.1', port, helo: 'mv.test', connectTimeout: 2000, commandTimeout: 500, writeTimeout: 1000, dataTimeout: 1000 });
 
 const ehloOk: Script = (line) => {
   if (line.startsWith('EHLO')) return '250-fake\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-XFORWARD NAME ADDR\r\n250 8BITMIME\r\n';
@@ -73,6 +73,7 @@ test('a server that refuses EHLO gets HELO', async () => {
 test('the body goes out as given and the final dot follows only a complete body', async () => {
   const srv = await fakeServer(ehloOk);
   const c = await NextHopConnection.open(opts(srv.port));
+  await c.command('MAIL FROM:<a@example.com>');
   const r = await c.data(Readable.from([Buffer.from('Subject: a\r\n\r\nline\r\n')]));
   assert.equal(r.code, 250);
   assert.deepEqual(srv.received.slice(-5), ['DATA', 'Subject: a', '', 'line', '.']);
@@ -83,6 +84,7 @@ test('the body goes out as given and the final dot follows only a complete body'
 test('a body that fails midway never gets its final dot, and the connection is dropped', async () => {
   const srv = await fakeServer(ehloOk);
   const c = await NextHopConnection.open(opts(srv.port));
+  await c.command('MAIL FROM:<a@example.com>');
   const failing = Readable.from(
     (async function* () {
       yield Buffer.from('Subject: a\r\n\r\npart one\r\n');
