@@ -257,9 +257,12 @@ export class NextHopConnection {
       if (this.earlyReply) throw this.earlyReply;
       if (this.failure) throw this.failure;
     } catch (err) {
+      // A connection failure destroys the body too; it is the cause to report.
+      const cause = this.failure;
       body.destroy();
       this.destroy();
       if (this.earlyReply) return this.earlyReply;
+      if (cause) throw cause;
       if (err instanceof NextHopError) throw err;
       throw new NextHopError('aborted', `message stream failed: ${(err as Error).message}`, { cause: err });
     } finally {
