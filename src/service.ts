@@ -38,6 +38,7 @@ import type { Runtime } from './runtime';
 import { nextHopOptions } from './smtp/next-hop';
 import { nextHopReport } from './smtp/next-hop-report';
 import { committing } from './smtp/session-state';
+import { timeoutOrderWarnings } from './config/timeout-order';
 import { replyError } from './smtp/errors';
 import type { SmtpFront } from './smtp/server';
 
@@ -142,6 +143,7 @@ export class Service {
     });
     server.on('error', (err) => log.error({ err: { message: err.message } }, 'smtp server error'));
     this.listening = true;
+    for (const warning of timeoutOrderWarnings(config.timeouts)) log.warn({ event: 'config_timeouts' }, warning);
     this.watchRules();
     this.startRetention();
     log.info(

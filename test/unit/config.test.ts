@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { loadConfig } from '../../src/config/load';
+import { timeoutOrderWarnings } from '../../src/config/timeout-order';
 import { configSchema } from '../../src/config/schema';
 import { durationFix, parseDuration } from '../../src/config/duration';
 import { parseSize, sizeFix } from '../../src/config/size';
@@ -238,4 +239,14 @@ test('config file lookup: --config, else MAILVEIL_CONFIG, else /etc/mailveil/mai
   assert.equal(configFile(undefined, look({ MAILVEIL_CONFIG: '' }, present)), etc, 'an empty variable is unset');
   assert.equal(configFile(undefined, look({}, absent)), undefined);
   assert.equal(configFile('relative.yaml', look({}, present)), 'relative.yaml');
+});
+
+test('timeouts below Postfix\'s smtp client limits: the defaults pass, a value at or above a limit is named', () => {
+  const defaults = loadConfig(undefined, {}).timeouts;
+  assert.deepEqual(timeoutOrderWarnings(defaults), []);
+  const w = timeoutOrderWarnings({ ...defaults, next_hop_data: 600_000, next_hop_write: 200_000 });
+  assert.equal(w.length, 2);
+  assert.match(w[0], /^timeouts\.next_hop_data \(600s\) is not below Postfix's smtp_data_done_timeout \(600s\)/);
+  assert.match(w[1], /^timeouts\.next_hop_write \(200s\).*smtp_data_xfer_timeout/);
+  assert.match(timeoutOrderWarnings({ ...defaults, next_hop_command: 300_000 }).join('\n'), /smtp_rcpt_timeout/);
 });
