@@ -37,7 +37,7 @@ import { describePipeline } from './pipeline/order';
 import type { Runtime } from './runtime';
 import { nextHopOptions } from './smtp/next-hop';
 import { nextHopReport } from './smtp/next-hop-report';
-import { committing } from './smtp/session-state';
+import { finishing } from './smtp/session-state';
 import { timeoutOrderWarnings } from './config/timeout-order';
 import { replyError } from './smtp/errors';
 import type { SmtpFront } from './smtp/server';
@@ -179,10 +179,10 @@ export class Service {
    * Stops taking mail and resolves once every open transaction has ended.
    * Sessions without a transaction are told 421 at once; the others may
    * finish until `timeouts.drain`. Then every session gets 421 and is
-   * closed, except one whose final dot is already downstream: it waits for
-   * the next hop's answer (bounded by next_hop_data) and passes it on, since
-   * a 421 there would make the client retry a message the next hop has
-   * (a duplicate). Every message handler finishes, log line included,
+   * closed, except one whose client has sent its final dot: it finishes
+   * (each of its waits has a deadline) and passes the next hop's answer on,
+   * since a 421 there would make the client retry a message the next hop
+   * may have (a duplicate). Every message handler finishes, log line included,
    * before this resolves.
    */
   async drain(): Promise<void> {
@@ -208,7 +208,7 @@ export class Service {
           for (const conn of server.connections) {
             const st = sessions.get(conn.id);
             const busy = Boolean(conn.session?.envelope?.mailFrom) || Boolean(st?.busy);
-            if (!busy || (late && !(st && committing(st)))) {
+            if (!busy || (late && !(st && finishing(st)))) {
               if (busy) cut++;
               kick(conn.id, bye.responseCode, bye.message);
               conn.close();

@@ -187,6 +187,7 @@ async function runMessage(
     deadline.stop();
     timings.set('pass1', now() - t1);
   }
+  st.received = true;
   if (pass1.tooBig) return { verdict: 'too_big', error: replyError('TOO_BIG') };
   if (pass1.failure) {
     const code = (pass1.failure as NodeJS.ErrnoException).code;

@@ -188,6 +188,7 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
         .finally(() => {
           rt.inflight.delete(done);
           st.busy = false;
+          st.received = false;
           void releaseHop(st);
         });
     },

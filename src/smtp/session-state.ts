@@ -21,15 +21,22 @@ export interface SessionState {
   gone: AbortController;
   /** True while handle-message.ts runs for this session. */
   busy: boolean;
+  /** True once the client's data has ended (its final dot), until the reply. */
+  received: boolean;
   /** Set when a deadline of ours ended the session. */
   deadline?: string;
 }
 
 export function newSessionState(clientPseudonym: string): SessionState {
-  return { accepted: 0, clientPseudonym, gone: new AbortController(), busy: false };
+  return { accepted: 0, clientPseudonym, gone: new AbortController(), busy: false, received: false };
 }
 
-/** True once the final dot went downstream: the next hop may be committing the message. */
-export function committing(st: SessionState): boolean {
-  return st.busy && st.hop?.phase === 'dot';
+/**
+ * True from the client's final dot until our reply: the message is being
+ * decided, delivered or held, the next hop may already be committing it, and
+ * every remaining wait has its own deadline. The drain lets such a session
+ * finish rather than answer 421 to a message the next hop may have taken.
+ */
+export function finishing(st: SessionState): boolean {
+  return st.busy && st.received;
 }
