@@ -240,11 +240,9 @@ export class NextHopConnection {
       this.socket.write('DATA\r\n');
       const go = await ask;
       if (go.code !== 354) {
-        this.state = 'envelope';
         body.destroy();
         return go;
       }
-      this.state = 'body';
       this.body = body;
       // One chunk is held back so the final dot leaves in the same write as
       // the last bytes of the body: one syscall and one packet fewer.
@@ -273,7 +271,6 @@ export class NextHopConnection {
     this.state = 'dot';
     this.socket.write(last ? Buffer.concat([last, END_OF_DATA]) : END_OF_DATA);
     const reply = await done;
-    this.state = 'ready';
     this.lastUsed = Date.now();
     return reply;
   }
@@ -294,10 +291,7 @@ export class NextHopConnection {
     if (this.phase === 'ready') return true;
     if (this.phase !== 'envelope') return false;
     try {
-      const r = await this.command('RSET');
-      if (r.code !== 250) return false;
-      this.state = 'ready';
-      return true;
+      return (await this.command('RSET')).code === 250;
     } catch {
       return false;
     }
@@ -402,6 +396,11 @@ export class NextHopConnection {
       return this.violation(`a ${reply.code} reply to ${head.verb}`);
     }
     this.lastEhloLines = head.verb === 'EHLO' ? lines : this.lastEhloLines;
+    // The phase moves with the reply itself, not when its reader runs: a
+    // next hop may send 354 and a premature 550 in one packet.
+    if (head.verb === 'DATA') this.state = reply.code === 354 ? 'body' : 'envelope';
+    else if (head.verb === '.') this.state = 'ready';
+    else if (head.verb === 'RSET' && reply.code === 250) this.state = 'ready';
     this.armHead();
     head.resolve(reply);
     if (!this.pending.length) this.wakeSettled();

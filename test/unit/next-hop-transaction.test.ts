@@ -377,3 +377,21 @@ test('a premature reply during the body is final and spends the connection', asy
     assert.ok(!peer.received().includes('\r\n.\r\n'));
   });
 });
+
+test('354 and a premature 550 in one packet: the 550 is the answer, not a violation', async () => {
+  await withHop(async (port) => {
+    const violations: string[] = [];
+    const { conn, peer } = await openWith(port, {}, violations);
+    const mail = conn.command('MAIL FROM:<a@example.com>');
+    await peer.waitCommands(2);
+    await peer.trickle('250 ok\r\n');
+    await mail;
+    const sent = conn.data(body('Subject: x\r\n\r\nhi\r\n') as Readable & AsyncIterable<Buffer>);
+    await peer.waitCommands(3);
+    peer.sock.write('354 go\r\n550 5.7.0 not today\r\n');
+    const r = await sent;
+    assert.deepEqual([r.code, r.enhanced], [550, '5.7.0']);
+    assert.deepEqual(violations, []);
+    assert.equal(conn.usable, false);
+  });
+});
