@@ -115,7 +115,7 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
   m.messages.inc({ verdict: outcome.verdict });
   m.bytes.inc({ direction: 'in' }, ctx.size);
   for (const [stage, seconds] of timings) m.stageDuration.observe({ stage }, seconds);
-  for (const rule of ctx.verdict.rules) m.ruleHits.inc({ rule, action: rt.rules().rules.find((r) => r.id === rule)?.action ?? 'unknown' });
+  for (const rule of ctx.verdict.rules) m.ruleHits.inc({ rule, action: ctx.rules.rules.find((r) => r.id === rule)?.action ?? 'unknown' });
   const code = outcome.error ? outcome.error.responseCode : 250;
   rt.log.info(
     {
