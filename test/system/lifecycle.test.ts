@@ -52,25 +52,27 @@ async function sendLarge(mv: Mailveil, bytes: number): Promise<number> {
   return final.code;
 }
 
-test('a 25 MB message is relayed whole while peak RSS stays bounded', { skip }, async () => {
+test('a 100 MB message is relayed whole while peak RSS stays where a 50 MB one left it', { skip }, async () => {
   const cfg = join(mkdtempSync(join(tmpdir(), 'mv-cfg-')), 'mailveil.yaml');
-  writeFileSync(cfg, 'limits: { max_message_size: 60MiB }\n');
+  writeFileSync(cfg, 'limits: { max_message_size: 120MiB }\n');
   const sink = await startSink({ dump: false });
   running.push(sink);
   const mv = await startMailveil({ nextHop: sink.address, config: cfg });
   running.push(mv);
   // A 250 from mailveil means the sink answered 250 to the final dot.
-  await sendLarge(mv, 25 * 1024 * 1024);
-  const at25 = (mv.peakRssKb() ?? 0) / 1024;
-  const logs = mv.logs().filter((l) => l.msg === 'message');
-  assert.ok((logs[0].size as number) > 25 * 1024 * 1024);
-  // Twice the size must not mean more memory: the spool holds the message
-  // on disk, so past the heap's own warm-up the peak stays where it was.
+  // The first message is the warm-up: Node 24's collector lets dead buffers
+  // pile up longer than Node 20's before it runs, and 50 MiB gets past that.
   await sendLarge(mv, 50 * 1024 * 1024);
   const at50 = (mv.peakRssKb() ?? 0) / 1024;
-  console.log(`# relay peak RSS: ${at25.toFixed(1)} MiB after a 25 MiB message, ${at50.toFixed(1)} MiB after a 50 MiB one`);
-  assert.ok(at50 - at25 < 16, `peak RSS grew by ${(at50 - at25).toFixed(1)} MiB from a 25 to a 50 MiB message`);
-  assert.ok(at25 < 200, `peak RSS ${at25.toFixed(1)} MiB`);
+  const logs = mv.logs().filter((l) => l.msg === 'message');
+  assert.ok((logs[0].size as number) > 50 * 1024 * 1024);
+  // Twice the size must not mean more memory: the spool holds the message
+  // on disk, so past the heap's own warm-up the peak stays where it was.
+  await sendLarge(mv, 100 * 1024 * 1024);
+  const at100 = (mv.peakRssKb() ?? 0) / 1024;
+  console.log(`# relay peak RSS: ${at50.toFixed(1)} MiB after a 50 MiB message, ${at100.toFixed(1)} MiB after a 100 MiB one`);
+  assert.ok(at100 - at50 < 24, `peak RSS grew by ${(at100 - at50).toFixed(1)} MiB from a 50 to a 100 MiB message`);
+  assert.ok(at100 < 220, `peak RSS ${at100.toFixed(1)} MiB`);
 });
 
 test('SIGTERM during a transfer: the message finishes, new connections are refused, exit code 0', { skip }, async () => {
