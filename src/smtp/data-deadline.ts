@@ -6,10 +6,13 @@
  * a large message at any sane speed never comes near the limit. Silence is
  * bounded separately by smtp-server's own idle timer (client_idle too).
  */
+const SILENCE_GRACE_MS = 1000;
+
 export class DataDeadline {
   private bytes = 0;
   private readonly start = Date.now();
   private lastBytes = Date.now();
+  private deferred = false;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -24,6 +27,7 @@ export class DataDeadline {
   add(n: number): void {
     this.bytes += n;
     this.lastBytes = Date.now();
+    this.deferred = false;
   }
 
   stop(): void {
@@ -38,12 +42,18 @@ export class DataDeadline {
   private arm(wait = this.deadline - Date.now()): void {
     this.timer = setTimeout(() => {
       const now = Date.now();
-      // A silent client is smtp-server's idle timeout (reported as client_idle);
-      // this deadline is for one that keeps trickling.
-      if (now >= this.deadline && now - this.lastBytes < this.idleMs) {
-        this.timer = undefined;
-        this.onExpire();
-      } else this.arm(now >= this.deadline ? this.idleMs : this.deadline - now);
+      if (now < this.deadline) return this.arm();
+      // A client that looks silent is left to smtp-server's idle timer for a
+      // moment (it is reported as client_idle). If the session is still open
+      // after that, the client is trickling: smtp-server holds back the last
+      // bytes it read (they could start the end-of-data mark), so a slow
+      // enough client can look silent here while its socket is busy.
+      if (now - this.lastBytes >= this.idleMs && !this.deferred) {
+        this.deferred = true;
+        return this.arm(Math.min(SILENCE_GRACE_MS, this.idleMs / 4));
+      }
+      this.timer = undefined;
+      this.onExpire();
     }, Math.max(1, wait));
   }
 }
