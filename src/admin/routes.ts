@@ -6,8 +6,9 @@
  *
  *   GET    /api/quarantine[?rule=ID&older_than=7d]  {entries: QuarantineSummary[]}
  *   GET    /api/quarantine/<id>                     = `quarantine show --json` (headers masked, never the body)
- *   POST   /api/quarantine/<id>/release             200 {id, released, nextHop, rcpts, size, code, reply}
+ *   POST   /api/quarantine/<id>/release [{redact}]  200 {id, released, nextHop, rcpts, size, code, reply}
  *                                                   502 {error, id, released: false, code, reply} when the next hop refuses (entry kept)
+ *                                                   409 {error, id, released: false, ...} when the message cannot be rewritten (entry kept)
  *   DELETE /api/quarantine/<id>                     {id, deleted: true}
  *   POST   /api/quarantine/purge                    = `quarantine purge --json`
  *   POST   /api/keys/rotate                         = `keys rotate --json` {keyId, previous, keys, inUse}
@@ -52,6 +53,7 @@ import { HttpError, readJsonBody, sendJson } from './http';
 import { ADMIN_TOKEN_NAME } from './token';
 import { nextHopOptions } from '../smtp/next-hop';
 import { deleteEntry } from '../quarantine/delete';
+import { Pseudonymiser } from '../observability/pseudonym';
 
 export interface AdminContext {
   config: Config;
@@ -126,7 +128,8 @@ export async function route(ctx: AdminContext, req: IncomingMessage, res: Server
       }
       if (b === 'release') {
         allow(method, 'POST');
-        return release(ctx, res, entryId(a));
+        const id = entryId(a);
+        return release(ctx, res, id, releaseRedact(await readJsonBody(req)));
       }
       break;
     case 'keys':
@@ -183,7 +186,18 @@ async function show(ctx: AdminContext, res: ServerResponse, id: string): Promise
   }
 }
 
-async function release(ctx: AdminContext, res: ServerResponse, id: string): Promise<void> {
+/**
+ * The release request body: none, `{}`, or `{"redact": true|false}`. An
+ * unknown field is refused rather than ignored: a misspelt `redact` must not
+ * release a message unredacted.
+ */
+function releaseRedact(body: Record<string, unknown>): boolean {
+  for (const k of Object.keys(body)) if (k !== 'redact') throw new HttpError(400, `unknown field ${JSON.stringify(k.slice(0, 40))} (a release takes only "redact")`);
+  if (body.redact !== undefined && typeof body.redact !== 'boolean') throw new HttpError(400, 'redact: must be true or false');
+  return body.redact === true;
+}
+
+async function release(ctx: AdminContext, res: ServerResponse, id: string, redact: boolean): Promise<void> {
   const { config, store, audit } = ctx;
   const nextHop = formatEndpoint(config.next_hop);
   let r;
@@ -194,12 +208,20 @@ async function release(ctx: AdminContext, res: ServerResponse, id: string): Prom
         audit,
         actor: ACTOR,
         nextHop: nextHopOptions(config),
+        config,
+        // The live set, as for a message arriving now; the key serve pseudonymises with.
+        rules: ctx.rules(),
+        pseudonyms: Pseudonymiser.fromStateDir(config.state_dir),
+        redact,
       },
       id,
     );
   } catch (err) {
     if (err instanceof ReleaseError && (err.kind === 'refused' || err.kind === 'next_hop')) {
       throw new HttpError(502, err.message, { id, released: false, nextHop, code: err.reply?.code ?? null, reply: err.reply ? formatReply(err.reply) : null });
+    }
+    if (err instanceof ReleaseError && err.kind === 'rewrite') {
+      throw new HttpError(409, err.message, { id, released: false, nextHop, code: null, reply: null });
     }
     toHttp(err);
   }

@@ -10,9 +10,11 @@
  *  - show ID: the summary, the findings (rule, detector, count, part,
  *    offset: never a value), and the header section with the fields the
  *    findings point at masked (quarantine/header-view.ts). Never the body.
- *  - release ID: delivers the held original to the next hop with its
- *    original envelope, removes the entry only after the next hop's 250
- *    (release/release.ts).
+ *  - release ID [--redact]: delivers the held original to the next hop with
+ *    its original envelope, through the rewriters every delivered message
+ *    gets (header anonymisation, `X-Mailveil-Verdict: released; rules=...`;
+ *    the rules' redaction too with --redact), and removes the entry only
+ *    after the next hop's 250 (release/release.ts).
  *  - delete ID, purge: remove one entry / everything past retention (plus
  *    expired audit days and retired keys, as serve's timer does).
  * Every change is one audit event naming the actor (os:<user>). Every
@@ -31,7 +33,9 @@ import { isQuarantineError } from '../quarantine/errors';
 import { entryView } from '../quarantine/header-view';
 import { purgeExpired, type PurgeResult } from '../quarantine/retention';
 import { releaseEntry, ReleaseError } from '../release/release';
-import { loadRuleSet } from '../rules/load';
+import { formatRuleError, loadRuleSet, RuleSetError } from '../rules/load';
+import type { RuleSet } from '../rules/types';
+import { Pseudonymiser } from '../observability/pseudonym';
 import { formatReply } from '../smtp/reply';
 import { UserError } from './main';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
@@ -122,11 +126,14 @@ export function registerQuarantine(program: Command): void {
     });
 
   common(q.command('release'))
-    .description('deliver a held message to the next hop with its original envelope, then remove it')
+    .description('deliver a held message to the next hop with its original envelope (headers anonymised, verdict header set), then remove it')
     .argument('<id>', 'quarantine id')
     .option('--next-hop <host:port>', 'deliver here instead of the configured next_hop')
-    .action(async (id: string, o: CommonOpts & { nextHop?: string }) => {
+    .option('--redact', "also apply the rules' redaction (the held original is scanned again with the current rules)")
+    .option('--rules <dir>', 'rules directory: header policy and redact rules (default from config)')
+    .action(async (id: string, o: CommonOpts & { nextHop?: string; rules?: string; redact?: boolean }) => {
       const { config, store, audit } = open(o);
+      const rules = releaseRules(config.rules_dir);
       const r = await userErrors(() =>
         releaseEntry(
           {
@@ -134,6 +141,10 @@ export function registerQuarantine(program: Command): void {
             audit,
             actor: osActor(),
             nextHop: nextHopOptions(config),
+            config,
+            rules,
+            pseudonyms: Pseudonymiser.fromStateDir(config.state_dir),
+            redact: o.redact === true,
           },
           id,
         ),
@@ -162,6 +173,16 @@ export function registerQuarantine(program: Command): void {
       );
       print(o, purgeJson(r), formatPurge(r));
     });
+}
+
+/** The rules a release rewrites under; without them it cannot anonymise headers, so it does not start. */
+function releaseRules(dir: string): RuleSet {
+  try {
+    return loadRuleSet(dir);
+  } catch (err) {
+    if (!(err instanceof RuleSetError)) throw err;
+    throw new UserError(`cannot release: the rules do not load (${err.errors.map(formatRuleError).join('; ')}); see \`mailveil rules check\``);
+  }
 }
 
 function purgeJson(r: PurgeResult) {

@@ -41,6 +41,12 @@ export interface MessageContext {
   notExtracted: number;
   findings: Finding[];
   verdict: Verdict;
+  /**
+   * Set when the message is a release from quarantine (src/release/): the
+   * verdict header then says `released; rules=<these ids>`, whatever
+   * `verdict.action` tells the other stages to do.
+   */
+  released?: { rules: string[] };
 }
 
 export function newContext(id: string, config: Config, rules: RuleSet, pseudonyms: Pseudonymiser): MessageContext {

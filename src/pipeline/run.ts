@@ -200,3 +200,12 @@ export function pass2Stream(ctx: MessageContext, spool: Spool, timings: StageTim
   const streams: NodeJS.ReadWriteStream[] = [spool.read() as unknown as NodeJS.ReadWriteStream, ...stages];
   return pipelineCb(streams, () => undefined) as unknown as Readable & AsyncIterable<Buffer>;
 }
+
+/**
+ * Pass 2 over an original that is not in a spool (a release reads it back
+ * from the quarantine): the same rewriters as pass2Stream, in PIPELINE order.
+ */
+export function pass2FromSource(ctx: MessageContext, source: Readable, timings: StageTimings): Readable & AsyncIterable<Buffer> {
+  const stages = PIPELINE.pass2.map((s) => timed(s.create(ctx), s.name, timings));
+  return pipelineCb([source as unknown as NodeJS.ReadWriteStream, ...stages], () => undefined) as unknown as Readable & AsyncIterable<Buffer>;
+}

@@ -1,9 +1,10 @@
 /*
  * Pass 2: adds `X-Mailveil-Verdict: <action>; rules=<id,...>` at the top of
- * the header (the name comes from config.verdict_header; false switches it
- * off). Any copy of that header already in the message is removed first, so
- * a sender cannot forge a verdict that a later filter would trust. The value
- * carries rule ids only, never a matched value.
+ * the header (`released; rules=<id,...>` on a release from quarantine; the
+ * name comes from config.verdict_header; false switches it off). Any copy
+ * of that header already in the message is removed first, so a sender
+ * cannot forge a verdict that a later filter would trust. The value carries
+ * rule ids only, never a matched value.
  */
 import { HeaderBlockTransform } from './header-block';
 import type { Rewriter } from './stage';
@@ -12,12 +13,15 @@ import { PassThrough } from 'node:stream';
 
 /**
  * `monitor` rules are for trying a rule before it bites (Postfix's WARN):
- * they are counted and logged but leave no trace in the message.
+ * they are counted and logged but leave no trace in the message. A message
+ * released from quarantine says `released` with the rule ids it was held
+ * for (ctx.released), not the verdict its pass 2 runs under.
  */
 export function verdictHeaderValue(ctx: MessageContext): string {
   const monitorOnly = new Set(ctx.rules.rules.filter((r) => r.action === 'monitor').map((r) => r.id));
-  const action = ctx.verdict.action === 'monitor' ? 'pass' : ctx.verdict.action;
-  return `${action}; rules=${ctx.verdict.rules.filter((id) => !monitorOnly.has(id)).join(',')}`;
+  const action = ctx.released ? 'released' : ctx.verdict.action === 'monitor' ? 'pass' : ctx.verdict.action;
+  const rules = ctx.released ? ctx.released.rules : ctx.verdict.rules;
+  return `${action}; rules=${rules.filter((id) => !monitorOnly.has(id)).join(',')}`;
 }
 
 /** Drops every field named `name` (and its folded lines) from a header block. */

@@ -11,24 +11,30 @@
  *     every RCPT TO with its own. If the next hop refuses MAIL or any
  *     recipient, nothing is sent (RSET) and the entry stays: a release never
  *     drops a recipient silently;
- *  3. DATA: the decrypted original through SmtpEncoder (CRLF, dot-stuffing).
- *     A message that fails authentication while streaming makes the stream
- *     fail, and the final dot is never sent;
- *  4. the entry is deleted only after the next hop answered 250 to the final
- *     dot; any other answer, a timeout or a lost connection keeps it;
- *  5. one `release` audit event either way (result ok or failed), naming the
- *     actor; it carries reply codes, never reply texts (they may quote
- *     addresses).
+ *  3. before any connection, the released message is produced once to
+ *     nowhere (release/rewrite.ts): the pass-2 rewriters every delivered
+ *     message gets (redaction with `redact`, header anonymisation, the
+ *     verdict header `released; rules=<ids>`, SMTP encoding). A redaction
+ *     that cannot be applied, a header section too large to anonymise or a
+ *     corrupt entry stops the release here: nothing is sent;
+ *  4. DATA: the decrypted original through those rewriters again. A message
+ *     that fails authentication while streaming makes the stream fail, and
+ *     the final dot is never sent;
+ *  5. the entry is deleted only after the next hop answered 250 to the final
+ *     dot; any other answer, a timeout or a lost connection keeps it. Until
+ *     then it is never written: it stays byte-identical;
+ *  6. one `release` audit event either way (result ok or failed), naming the
+ *     actor and whether redaction was asked for; it carries reply codes,
+ *     never reply texts (they may quote addresses).
  *
  * Limits: at most one release per entry at a time, per state dir on one host
  * (the lock's pid check is local).
  */
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, pipeline } from 'node:stream';
 import type { SMTPServerAddress } from 'smtp-server';
 import type { AuditLog } from '../audit/log';
-import { SmtpEncoder } from '../pipeline/smtp-encode';
+import type { MessageContext } from '../pipeline/context';
 import { isQuarantineError } from '../quarantine/errors';
 import type { QuarantineMeta } from '../quarantine/meta';
 import { checkEntryId } from '../quarantine/meta';
@@ -36,8 +42,10 @@ import type { QuarantineStore } from '../quarantine/store';
 import { EnvelopeError, mailFromCommand, rcptToCommand, xforwardCommands } from '../smtp/envelope';
 import { NextHopConnection, NextHopError, type NextHopOptions } from '../smtp/next-hop';
 import { formatReply, replyClass, replyStatus, type Reply } from '../smtp/reply';
+import { releaseContext, releasedStream, ReleaseRewriteError, rewriteFailure, trialRun, type ReleaseRewriteOptions } from './rewrite';
 
-export type ReleaseFailure = 'no_envelope' | 'busy' | 'next_hop' | 'refused' | 'corrupt' | 'cleanup';
+/** `rewrite`: the released message could not be produced (redaction, header anonymisation); nothing was sent. */
+export type ReleaseFailure = 'no_envelope' | 'busy' | 'next_hop' | 'refused' | 'corrupt' | 'cleanup' | 'rewrite';
 
 export class ReleaseError extends Error {
   readonly code = 'MV_RELEASE';
@@ -50,7 +58,7 @@ export class ReleaseError extends Error {
   }
 }
 
-export interface ReleaseOptions {
+export interface ReleaseOptions extends ReleaseRewriteOptions {
   store: QuarantineStore;
   audit: AuditLog;
   /** 'os:<user>' or 'token:<name>'. */
@@ -117,6 +125,7 @@ export async function releaseEntry(o: ReleaseOptions, id: string): Promise<Relea
           error: err instanceof ReleaseError ? err.kind : isQuarantineError(err) ? err.code : 'error',
           ...(e.reply ? { reply: replyStatus(e.reply), reply_class: replyClass(e.reply.code) } : {}),
           rules: meta.rules,
+          redact: o.redact,
         },
       });
       throw err;
@@ -132,7 +141,7 @@ export async function releaseEntry(o: ReleaseOptions, id: string): Promise<Relea
       actor: o.actor,
       id,
       subjects: meta.subjects,
-      details: { result: 'ok', reply: replyStatus(reply), reply_class: replyClass(reply.code), rcpts: meta.envelope!.rcpts.length, size: meta.size, rules: meta.rules, entry_deleted: !cleanup },
+      details: { result: 'ok', reply: replyStatus(reply), reply_class: replyClass(reply.code), rcpts: meta.envelope!.rcpts.length, size: meta.size, rules: meta.rules, redact: o.redact, entry_deleted: !cleanup },
     });
     if (cleanup) {
       throw new ReleaseError('cleanup', `released ${id} (next hop: ${formatReply(reply)}), but removing the entry failed: ${cleanup.message}; run \`mailveil quarantine delete ${id}\``, reply);
@@ -147,6 +156,8 @@ async function deliver(o: ReleaseOptions, id: string, meta: QuarantineMeta): Pro
   const env = meta.envelope;
   if (!env) throw new ReleaseError('no_envelope', `quarantine entry ${id} has no stored envelope (held before release was supported); it cannot be released`);
   if (env.rcpts.length === 0) throw new ReleaseError('no_envelope', `quarantine entry ${id} has no recipients`);
+  const source = () => o.store.readMessage(id);
+  const ctx = await prepare(o, id, meta, source);
   const where = `${o.nextHop.host}:${o.nextHop.port}`;
   let conn: NextHopConnection;
   try {
@@ -175,13 +186,13 @@ async function deliver(o: ReleaseOptions, id: string, meta: QuarantineMeta): Pro
       await conn.reset();
       throw new ReleaseError('refused', `next hop ${where} refused recipient ${bad + 1} of ${env.rcpts.length}: ${formatReply(rcptReplies[bad])}; nothing was sent, entry ${id} kept`, rcptReplies[bad]);
     }
-    const body = pipeline(Readable.from(o.store.readMessage(id)), new SmtpEncoder(), () => undefined) as unknown as Readable & AsyncIterable<Buffer>;
     let reply: Reply;
     try {
-      reply = await conn.data(body);
+      reply = await conn.data(releasedStream(ctx, source));
     } catch (err) {
-      const cause = (err as { cause?: unknown }).cause;
+      const cause = rewriteFailure((err as { cause?: unknown }).cause);
       if (isQuarantineError(cause)) throw new ReleaseError('corrupt', `quarantine entry ${id} could not be read while sending (${cause.message}); the transaction was aborted, entry kept`);
+      if (cause instanceof ReleaseRewriteError) throw new ReleaseError('rewrite', `cannot release ${id}: ${cause.message}; the transaction was aborted, entry kept`);
       const kind = err instanceof NextHopError ? err.kind : 'error';
       throw new ReleaseError('next_hop', `delivery to next hop ${where} failed (${kind}: ${(err as Error).message}); entry ${id} kept`);
     }
@@ -189,5 +200,20 @@ async function deliver(o: ReleaseOptions, id: string, meta: QuarantineMeta): Pro
     return reply;
   } finally {
     conn.quit();
+  }
+}
+
+/** The context pass 2 runs with, and one trial run of it; every failure here is before any connection. */
+async function prepare(o: ReleaseOptions, id: string, meta: QuarantineMeta, source: () => AsyncIterable<Buffer>): Promise<MessageContext> {
+  try {
+    const ctx = await releaseContext(id, meta.rules, o, source);
+    await trialRun(ctx, source);
+    return ctx;
+  } catch (err) {
+    const how = o.redact ? ' with redaction' : '';
+    if (err instanceof ReleaseRewriteError) throw new ReleaseError('rewrite', `cannot release ${id}${how}: ${err.message}; nothing was sent, entry ${id} kept`);
+    // Deleted meanwhile: the caller says "no quarantine entry", as for any unknown id.
+    if (isQuarantineError(err) && !isQuarantineError(err, 'MV_QUARANTINE_NOT_FOUND')) throw new ReleaseError('corrupt', `quarantine entry ${id} could not be read (${(err as Error).message}); nothing was sent, entry kept`);
+    throw err;
   }
 }
