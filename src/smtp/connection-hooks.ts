@@ -47,7 +47,9 @@ SMTPConnection.prototype._onCommand = function (this: SMTPConnection, command: B
   observers.get(this._server)?.command(this.session, verb || '(junk)');
   if ((verb === 'MAIL' || verb === 'RCPT') && CONTROL.test(line) && this._ready && !this._upgrading) {
     this.send(REPLIES.ENVELOPE_SYNTAX.code, REPLIES.ENVELOPE_SYNTAX.text);
-    callback?.();
+    // As smtp-server's own replies do: read on only once the client has
+    // taken its replies, so a client that never reads cannot grow our buffer.
+    this._whenWritable(callback ?? (() => false));
     return;
   }
   return onCommand.call(this, command, callback);

@@ -146,8 +146,8 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
         outcome: result,
         rules: ctx.verdict.rules,
         ...(ctx.unscannable.length ? { reasons: ctx.unscannable } : {}),
-        reply: code,
-        reply_class: replyClass(code),
+        reply: clientGone ? null : code,
+        reply_class: clientGone ? null : replyClass(code),
         ...(outcome.reply ? { next_hop_reply: replyStatus(outcome.reply) } : {}),
         rcpt_count: session.envelope.rcptTo.length,
         size: ctx.size,
@@ -172,7 +172,11 @@ async function runMessage(
   hooks: MessageHooks,
 ): Promise<Outcome> {
   const { config } = rt;
+  // The client's final dot: from here the drain lets the message finish.
+  stream.once('end', () => (st.received = true));
   const deadline = new DataDeadline(config.timeouts.client_idle, config.timeouts.client_min_data_rate, () => {
+    // smtp-server's idle timer got there first, or the data is already in.
+    if (st.deadline || st.gone.signal.aborted || stream.readableEnded) return;
     st.deadline = 'client_data_rate';
     rt.metrics.deadlines.inc({ deadline: 'client_data_rate' });
     rt.log.info({ event: 'deadline', deadline: 'client_data_rate', id: ctx.id }, 'client too slow in DATA; session closed');
@@ -187,7 +191,6 @@ async function runMessage(
     deadline.stop();
     timings.set('pass1', now() - t1);
   }
-  st.received = true;
   if (pass1.tooBig) return { verdict: 'too_big', error: replyError('TOO_BIG') };
   if (pass1.failure) {
     const code = (pass1.failure as NodeJS.ErrnoException).code;
@@ -206,7 +209,7 @@ async function runMessage(
   for (const reason of ctx.unscannable) rt.metrics.unscannable.inc({ reason });
   if (ctx.notExtracted) rt.metrics.unscannable.inc({ reason: 'not_extracted' }, ctx.notExtracted);
   // Nothing is committed anywhere for a client that has already left.
-  if (st.gone.signal.aborted) return { verdict: 'aborted', aborted: true };
+  if (st.gone.signal.aborted) return { verdict: 'aborted', aborted: true, error: replyError('NEXT_HOP_LOST') };
 
   switch (ctx.verdict.action) {
     case 'reject':
@@ -299,7 +302,10 @@ async function hold(rt: Runtime, ctx: MessageContext, spool: Spool, session: SMT
 async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, session: SMTPServerSession, st: SessionState, timings: StageTimings, people: People): Promise<Outcome> {
   const hop = st.hop;
   const verdict = ctx.verdict.action;
-  if (!hop?.usable || st.accepted === 0) return { verdict: 'error', error: replyError('NEXT_HOP_LOST') };
+  if (!hop?.usable || st.accepted === 0) {
+    if (hop?.failureCause) rt.hopEvents.failure(hop.failureCause, 'DATA');
+    return { verdict: 'error', error: replyError('NEXT_HOP_LOST') };
+  }
   const t2 = now();
   let reply: Reply;
   try {
@@ -308,7 +314,7 @@ async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, session: 
   } catch (err) {
     const e = err instanceof NextHopError ? err : new NextHopError('aborted', (err as Error).message, { cause: err });
     rt.hopEvents.failure(e, 'DATA');
-    if (e.kind === 'client_gone') return { verdict: 'aborted', aborted: true };
+    if (e.kind === 'client_gone') return { verdict: 'aborted', aborted: true, error: replyError('NEXT_HOP_LOST') };
     rt.metrics.nextHopReplies.inc({ class: e.kind === 'timeout' || e.kind === 'write_timeout' ? 'timeout' : 'connection' });
     if (e.kind === 'aborted') {
       rt.log.error({ id: ctx.id, err: { message: e.message } }, 'pass 2 failed; next hop transaction aborted');

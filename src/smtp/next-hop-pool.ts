@@ -71,6 +71,8 @@ export class NextHopPool {
       return;
     }
     if (!(await conn.reset())) {
+      const cause = conn.failureCause;
+      if (cause) this.observer?.failure(cause, 'RSET');
       conn.destroy();
       return;
     }

@@ -10,8 +10,12 @@ import type { NextHopError } from './next-hop';
 import type { NextHopObserver } from './next-hop-pool';
 
 export function nextHopReport(log: Logger, metrics: Metrics): NextHopObserver {
+  // A dead connection is noticed by every later user of it: report it once.
+  const reported = new WeakSet<NextHopError>();
   return {
     failure(err: NextHopError, step: string) {
+      if (reported.has(err)) return;
+      reported.add(err);
       metrics.nextHopFailures.inc({ kind: err.kind });
       if (err.deadline) metrics.deadlines.inc({ deadline: err.deadline });
       // Our client leaving is the client's business, not a next-hop fault.

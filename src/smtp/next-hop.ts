@@ -164,6 +164,11 @@ export class NextHopConnection {
     }
   }
 
+  /** Why the connection became unusable, if it did. */
+  get failureCause(): NextHopError | undefined {
+    return this.failure;
+  }
+
   get usable(): boolean {
     return !this.failure && !this.socket.destroyed;
   }
@@ -269,7 +274,8 @@ export class NextHopConnection {
     }
     const done = this.expect('.', this.opts.dataTimeout);
     this.state = 'dot';
-    this.socket.write(last ? Buffer.concat([last, END_OF_DATA]) : END_OF_DATA);
+    // A next hop that stops reading the last bytes is a write stall too.
+    this.write(last ? Buffer.concat([last, END_OF_DATA]) : END_OF_DATA).catch(() => undefined);
     const reply = await done;
     this.lastUsed = Date.now();
     return reply;
@@ -380,9 +386,10 @@ export class NextHopConnection {
   private onReply(reply: Reply, lines: string[]): void {
     const head = this.pending.shift();
     if (!head) {
-      if (this.state === 'body') {
-        // The next hop ended the transaction before our dot (e.g. a premature
-        // 550): that answer is final, and the connection is spent.
+      if (this.state === 'body' && reply.code >= 400) {
+        // The next hop refused before our dot (e.g. a premature 550): that
+        // answer is final, and the connection is spent. Only a refusal can
+        // end a transaction early; a 2xx here is a violation, never a 250.
         this.earlyReply = reply;
         this.fail(new NextHopError('closed', 'next hop ended the transaction during the body'));
         return;

@@ -78,7 +78,9 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
         await fn(conn);
         return conn;
       } catch (err) {
-        conn.destroy();
+        // Nothing was written for an envelope we refused ourselves: keep the connection.
+        if (err instanceof EnvelopeError && conn.reusable) void rt.pool.release(conn);
+        else conn.destroy();
         const retry = reused && attempt === 0 && err instanceof NextHopError && err.kind === 'closed';
         if (err instanceof NextHopError && !retry) rt.hopEvents.failure(err, step);
         if (!retry) throw err;
@@ -153,7 +155,10 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
     onRcptTo(address: SMTPServerAddress, session, cb: Cb) {
       const st = state(session);
       const hop = st.hop;
-      if (!hop?.usable) return cb(replyError('NEXT_HOP_LOST'));
+      if (!hop?.usable) {
+        if (hop?.failureCause) rt.hopEvents.failure(hop.failureCause, 'RCPT');
+        return cb(replyError('NEXT_HOP_LOST'));
+      }
       let line: string;
       try {
         line = rcptToCommand(address, (ext) => hop.supports(ext));
@@ -206,6 +211,8 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
   };
   const server = new SMTPServer(options);
   const kick = (sessionId: string, code: number, text: string) => {
+    // Nothing is committed for a client we have told to go away.
+    sessions.get(sessionId)?.gone.abort();
     const conn = connectionOf(server, sessionId);
     if (conn) conn.send(code, text); // a 421 makes smtp-server close the connection
   };

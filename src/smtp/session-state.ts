@@ -21,7 +21,7 @@ export interface SessionState {
   gone: AbortController;
   /** True while handle-message.ts runs for this session. */
   busy: boolean;
-  /** True once the client's data has ended (its final dot), until the reply. */
+  /** True once the client's data stream has ended (its final dot was read), until the reply. */
   received: boolean;
   /** Set when a deadline of ours ended the session. */
   deadline?: string;

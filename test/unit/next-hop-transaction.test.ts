@@ -395,3 +395,20 @@ test('354 and a premature 550 in one packet: the 550 is the answer, not a violat
     assert.equal(conn.usable, false);
   });
 });
+
+test('a 2xx during the body is a violation, never taken as the final 250', async () => {
+  await withHop(async (port) => {
+    const violations: string[] = [];
+    const { conn, peer } = await openWith(port, {}, violations);
+    const mail = conn.command('MAIL FROM:<a@example.com>');
+    await peer.waitCommands(2);
+    await peer.trickle('250 ok\r\n');
+    await mail;
+    const sent = conn.data(body('Subject: x\r\n\r\nhi\r\n') as Readable & AsyncIterable<Buffer>);
+    await peer.waitCommands(3);
+    peer.sock.write('354 go\r\n250 2.0.0 not really\r\n');
+    await assert.rejects(sent, (e: NextHopError) => e.kind === 'protocol');
+    assert.match(violations.join(), /250 reply to no command/);
+    assert.ok(!peer.received().includes('\r\n.\r\n'));
+  });
+});
