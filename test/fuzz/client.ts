@@ -186,7 +186,7 @@ export class FuzzClient {
       buf = buf.subarray(0, cut.at - this.written);
       cutHere = true;
     }
-    this.note(`> ${label}${cutHere ? ` (cut after ${buf.length} bytes)` : ''}`);
+    if (label || cutHere) this.note(`> ${label}${cutHere ? ` (cut after ${buf.length} bytes)` : ''}`);
     this.written += buf.length;
     if (buf.length) {
       const flushed = this.socket.write(buf);
@@ -341,12 +341,13 @@ export class FuzzClient {
       pieces.push(wire.subarray(at, p));
       at = p;
     }
+    let offset = 0;
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i];
+      this.note(`> body ${s.tx.token} bytes ${offset}..${offset + piece.length} of ${wire.length}`);
       // Big bodies go in 64 KiB writes, with backpressure.
-      for (let o = 0; o < piece.length; o += 65536) {
-        await this.write(piece.subarray(o, o + 65536), `body ${s.tx.token} [${at - wire.length + o}..] ${Math.min(65536, piece.length - o)} bytes`);
-      }
+      for (let o = 0; o < piece.length; o += 65536) await this.write(piece.subarray(o, o + 65536), '');
+      offset += piece.length;
       if (i < pieces.length - 1) {
         if (bodyCut) await this.eventCut('body');
         if (s.bodyGapMs) await new Promise((r) => setTimeout(r, s.bodyGapMs));

@@ -16,7 +16,7 @@ import { FuzzHop } from './hop';
 import { Ledger } from './invariants';
 import { newSession, type ScenarioLimits } from './scenario';
 import { FUZZ_LIMITS, startTarget, type Mode, type Target } from './target';
-import type { SessionOutcome, TxPlan, Violation } from './model';
+import { iterationOfToken, sessionOfToken, type SessionOutcome, type TxPlan, type Violation } from './model';
 
 export interface FuzzOptions {
   seed: number;
@@ -25,6 +25,8 @@ export interface FuzzOptions {
   start?: number;
   /** Run only these iterations. */
   only?: number[];
+  /** Run the selected iterations this many times over (a replay of a race that does not happen every time). */
+  repeat?: number;
   concurrency?: number;
   mode?: Mode;
   barrierEvery?: number;
@@ -36,6 +38,8 @@ export interface FuzzOptions {
   stopAfter?: number;
   progress?: (line: string) => void;
   progressEveryMs?: number;
+  /** Print every session's trace (client side, then the next-hop connections of its transactions) as it ends. */
+  traceAll?: boolean;
 }
 
 export interface KindCount {
@@ -78,6 +82,8 @@ export interface FuzzReport {
 }
 
 const TRACE_LRU = 3000;
+/** A batch is at rest only once no next-hop connection has seen traffic for this long. */
+const HOP_QUIET_MS = 400;
 
 export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const seed = o.seed >>> 0;
@@ -93,7 +99,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
 
   const kinds = new Map<string, KindCount>();
   let total = 0;
-  const sessionTraces = new Map<number, string[]>();
+  const sessionTraces = new Map<string, string[]>();
   const stats: FuzzStats = {
     sessions: 0, transactions: 0, dataSent: 0, delivered: 0, quarantined: 0, refused4xx: 0, refused5xx: 0,
     noFinalReply: 0, commits: 0, clientCuts: 0, serverCloses: 0, hangs: 0, logLines: 0, barriers: 0,
@@ -109,9 +115,9 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     if (!k) kinds.set(key, (k = { inv: v.inv, kind: v.kind, count: 0, examples: [] }));
     k.count++;
     if (k.examples.length < maxExamples) {
-      if (v.iteration === undefined && v.token) {
-        const m = /^t(\d+)x/.exec(v.token);
-        if (m) v.iteration = Number(m[1]);
+      if (v.token) {
+        v.iteration ??= iterationOfToken(v.token);
+        v.session ??= sessionOfToken(v.token);
       }
       const trace = [...(v.trace ?? [])];
       if (v.token && hop) for (const l of hop.tracesFor(v.token)) if (!trace.includes(l)) trace.push(l);
@@ -153,8 +159,9 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     for (const e of target.takeErrors()) if (errorLines.length < 50) errorLines.push(e);
   };
 
-  const runSession = async (i: number): Promise<void> => {
-    const plan = newSession(seed, i, lim);
+  const runSession = async (i: number, seq: number, rep: number): Promise<void> => {
+    const plan = newSession(seed, i, lim, seq, rep);
+    const label = rep ? `t${i}r${rep}` : `t${i}`;
     for (const s of plan.steps) if (s.t === 'tx') ledger!.add(s.tx);
     const client = new FuzzClient(plan, {
       port: target.port,
@@ -177,21 +184,23 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     try {
       outcome = await client.run();
     } catch (err) {
-      report({ inv: 'P', kind: 'fuzz-client-crashed', iteration: i, detail: (err as Error).stack ?? String(err) });
+      report({ inv: 'P', kind: 'fuzz-client-crashed', iteration: i, session: label, detail: (err as Error).stack ?? String(err) });
       return;
     }
     stats.sessions++;
     if (outcome.end === 'client') stats.clientCuts++;
     else if (outcome.end === 'server') stats.serverCloses++;
-    sessionTraces.set(i, outcome.trace);
+    sessionTraces.set(label, outcome.trace);
+    if (o.traceAll) traced.push({ label, trace: outcome.trace, tokens: plan.steps.flatMap((s) => (s.t === 'tx' ? [s.tx.token] : [])) });
     if (sessionTraces.size > TRACE_LRU) sessionTraces.delete(sessionTraces.keys().next().value!);
     if (outcome.hang) {
       stats.hangs++;
-      report({ inv: '3', kind: 'no-reply-within-deadline', iteration: i, detail: outcome.hang, trace: outcome.trace });
+      report({ inv: '3', kind: 'no-reply-within-deadline', iteration: i, session: label, detail: outcome.hang, trace: outcome.trace });
     }
-    if (outcome.slowNotCut) report({ inv: '3', kind: 'slow-client-not-cut-off', iteration: i, detail: outcome.slowNotCut, trace: outcome.trace });
+    if (outcome.slowNotCut) report({ inv: '3', kind: 'slow-client-not-cut-off', iteration: i, session: label, detail: outcome.slowNotCut, trace: outcome.trace });
   };
 
+  const traced: { label: string; trace: string[]; tokens: string[] }[] = [];
   const settle = async (upTo: number) => {
     stats.barriers++;
     const until = Date.now() + quiesceMs;
@@ -202,9 +211,10 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
       const inFlight = inFlightMetric ? await target.metric('mailveil_messages_in_flight') : 0;
       const spool = target.spoolFiles();
       const open = hop!.openTransactions();
+      const busy = hop!.busy(HOP_QUIET_MS);
       const missing = ledger!.missingLogLines(upTo);
-      state = { connections, inFlight, spool: spool.length, openHopTransactions: open.length, missingLogLines: missing };
-      if (connections === 0 && inFlight === 0 && !spool.length && !open.length && !missing) break;
+      state = { connections, inFlight, spool: spool.length, openHopTransactions: open.length, busyHopConnections: busy.length, missingLogLines: missing };
+      if (connections === 0 && inFlight === 0 && !spool.length && !open.length && !busy.length && !missing) break;
       if (Date.now() > until) {
         const why = `after ${quiesceMs} ms at rest: ${JSON.stringify(state)}`;
         if (connections) report({ inv: '3', kind: 'connections-gauge-not-zero', detail: `mailveil_connections = ${connections} ${why}` });
@@ -213,9 +223,19 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
         for (const t of open.slice(0, 50)) {
           report({ inv: '3', kind: 'next-hop-transaction-left-open', token: t.token, detail: `hop connection ${t.id} still in state ${t.state} for ${t.token ?? '?'} (idle ${t.idleMs} ms) ${why}`, trace: t.trace });
         }
+        for (const b of busy.filter((x) => x.why.startsWith('waiting')).slice(0, 50)) {
+          report({ inv: '3', kind: 'next-hop-connection-left-waiting', detail: `hop connection ${b.id} is still ${b.why}: the relay never gave up on it ${why}`, trace: b.trace });
+        }
         break;
       }
       await new Promise((r) => setTimeout(r, 100));
+    }
+    // Traces are printed once the batch is at rest, so the next hop's side is complete.
+    for (const t of traced.splice(0)) {
+      const lines = [`session ${t.label}:`, ...t.trace.map((l) => '  ' + l)];
+      const seen = new Set<string>();
+      for (const token of t.tokens) for (const l of hop!.tracesFor(token)) if (!seen.has(l)) seen.add(l), lines.push('  ' + l);
+      progress(lines.join('\n'));
     }
     ledger!.settle(upTo);
     if (ledger!.unknownLogLines) {
@@ -230,27 +250,31 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     // Attach client traces to this batch's examples.
     for (const k of kinds.values()) {
       for (const ex of k.examples) {
-        if (ex.iteration !== undefined && sessionTraces.has(ex.iteration) && !ex.trace?.some((l) => l.startsWith('client session'))) {
-          ex.trace = [`client session ${ex.iteration}:`, ...sessionTraces.get(ex.iteration)!.map((l) => '  ' + l), ...(ex.trace ?? [])];
+        if (ex.session && sessionTraces.has(ex.session) && !ex.trace?.some((l) => l.startsWith('client session'))) {
+          ex.trace = [`client session ${ex.session}:`, ...sessionTraces.get(ex.session)!.map((l) => '  ' + l), ...(ex.trace ?? [])];
         }
       }
     }
   };
 
-  const iterations = o.only ? o.only.slice() : Array.from({ length: o.iterations }, (_, k) => start + k);
+  const base = o.only ? o.only.slice() : Array.from({ length: o.iterations }, (_, k) => start + k);
+  const repeat = Math.max(1, o.repeat ?? 1);
+  const iterations: { i: number; rep: number }[] = [];
+  for (let r = 0; r < repeat; r++) for (const i of base) iterations.push({ i, rep: repeat > 1 ? r + 1 : 0 });
   let sinceBarrier = 0;
   try {
-    for (const i of iterations) {
+    for (let seq = 0; seq < iterations.length; seq++) {
+      const { i, rep } = iterations[seq];
       if (o.stopAfter && total >= o.stopAfter) break;
       while (active.size >= concurrency) await Promise.race(active);
-      const p = runSession(i).finally(() => {
+      const p = runSession(i, seq, rep).finally(() => {
         active.delete(p);
         done++;
       });
       active.add(p);
       if (++sinceBarrier >= barrierEvery) {
         await Promise.all(active);
-        await settle(i + 1);
+        await settle(seq + 1);
         sinceBarrier = 0;
       }
       const now = Date.now();
@@ -308,9 +332,10 @@ export function formatReport(r: FuzzReport, opts: { traces?: boolean } = {}): st
       out.push('', `[inv ${k.inv}] ${k.kind}${ex.iteration !== undefined ? ` (iteration ${ex.iteration})` : ''}${ex.token ? ` token ${ex.token}` : ''}`, `  ${ex.detail}`);
       if (ex.iteration !== undefined) {
         const from = Math.max(0, ex.iteration - 2 * r.concurrency);
+        // Timing decides many of these races: a replay repeats the session(s) to give the race its chances again.
         out.push(
-          `  replay alone:      npm run fuzz -- --seed ${hex(r.seed)} --only ${ex.iteration} --mode ${r.mode}`,
-          `  replay its window: npm run fuzz -- --seed ${hex(r.seed)} --start ${from} --iterations ${ex.iteration - from + 1} --concurrency ${r.concurrency} --mode ${r.mode}`,
+          `  replay alone:      npm run fuzz -- --seed ${hex(r.seed)} --only ${ex.iteration} --repeat 30 --mode ${r.mode}`,
+          `  replay its window: npm run fuzz -- --seed ${hex(r.seed)} --start ${from} --iterations ${ex.iteration - from + 1} --repeat 3 --concurrency ${r.concurrency} --mode ${r.mode}`,
         );
       }
       if (opts.traces !== false && ex.trace?.length) out.push(...ex.trace.slice(0, 120).map((l) => '    ' + l));

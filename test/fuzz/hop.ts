@@ -89,6 +89,24 @@ export class FuzzHop {
       .map((c) => ({ id: c.id, token: c.txToken, state: c.state, idleMs: now - c.lastActivity, trace: c.trace }));
   }
 
+  /**
+   * Connections where something may still happen: a reply of ours is being
+   * delayed or withheld (the relay must answer that with its deadline), a
+   * greeting is not out yet, or bytes came in or went out less than `quietMs`
+   * ago. A batch is settled only once none is left, so a relay that acts
+   * after its client has gone (a MAIL whose reply comes later) is seen.
+   */
+  busy(quietMs: number): { id: number; why: string; trace: string[] }[] {
+    const now = Date.now();
+    const out: { id: number; why: string; trace: string[] }[] = [];
+    for (const c of this.conns) {
+      if (c.paused) continue;
+      const why = c.waiting ? `waiting to answer ${c.waiting}` : c.state === 'greeting' ? 'greeting not sent' : now - c.lastActivity < quietMs ? 'active' : undefined;
+      if (why) out.push({ id: c.id, why, trace: c.trace });
+    }
+    return out;
+  }
+
   /** Traces of the connections that carried `token` (for a violation report). */
   tracesFor(token: string): string[] {
     const out: string[] = [];
@@ -114,6 +132,8 @@ export class FuzzHop {
 class HopConn {
   state: ConnState = 'greeting';
   lastActivity = Date.now();
+  /** Set while one of our replies is delayed or withheld: what it answers. */
+  waiting?: string;
   txToken?: string;
   readonly tokens = new Set<string>();
   readonly trace: string[] = [];
@@ -199,14 +219,19 @@ class HopConn {
   private async send(r: HopReply, what: string): Promise<boolean> {
     if (r.delayMs === Infinity) {
       this.note(`stall (no reply to ${what})`);
+      this.waiting = what;
       while (!this.closed) await this.wait();
+      this.waiting = undefined;
       return false;
     }
     if (r.delayMs > 0) {
+      this.waiting = what;
       const until = Date.now() + r.delayMs;
       while (!this.closed && Date.now() < until) await this.sleep(until - Date.now());
+      this.waiting = undefined;
     }
     if (this.closed) return false;
+    this.lastActivity = Date.now();
     if (r.lines.length) {
       const text = r.lines.map((l, i) => (i < r.lines.length - 1 ? l.replace(/^(\d{3}) /, '$1-') : l) + '\r\n').join('');
       this.note(`< ${text.trim().replace(/\r\n/g, ' | ').slice(0, 140)}${r.delayMs ? ` (after ${r.delayMs} ms)` : ''}`);
@@ -595,8 +620,10 @@ class HopConn {
     if (mismatch && !ok) this.violation({ inv: '2', kind: 'hop-body-stream-spliced', token: tx.token, detail: mismatch });
     if (r.delayMs === Infinity) return this.send(r, 'dot');
     if (r.delayMs > 0) {
+      this.waiting = 'dot';
       const until = Date.now() + r.delayMs;
       while (!this.closed && Date.now() < until) await this.sleep(until - Date.now());
+      this.waiting = undefined;
     }
     if (this.closed) {
       this.note('the relay went away before we answered the dot: nothing committed');

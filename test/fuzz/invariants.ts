@@ -23,7 +23,7 @@
 import type { HopCommit } from './hop';
 import { firstDiff } from './hop';
 import { expectedAtHop } from './scenario';
-import { iterationOfToken, type TxOutcome, type TxPlan, type Verdict, type Violation } from './model';
+import { TOKEN, type TxOutcome, type TxPlan, type Verdict, type Violation } from './model';
 
 export interface TxRec {
   tx: TxPlan;
@@ -60,8 +60,6 @@ function healthyHop(tx: TxPlan): boolean {
 export class Ledger {
   readonly txs = new Map<string, TxRec>();
   private readonly byPseudo = new Map<string, string>();
-  /** Tokens of iterations below this were checked and forgotten at a barrier. */
-  retiredBelow = 0;
   unknownLogLines = 0;
   loggedMessages = 0;
 
@@ -90,10 +88,11 @@ export class Ledger {
   commit(c: HopCommit): void {
     const rec = c.token ? this.txs.get(c.token) : undefined;
     if (!rec) {
-      const it = c.token ? iterationOfToken(c.token) : -1;
+      // Every session's transactions are in the ledger before it starts: a fuzz token missing here was settled already.
+      const late = c.token !== undefined;
       this.report({
-        inv: it >= 0 && it < this.retiredBelow ? '1' : '2',
-        kind: it >= 0 && it < this.retiredBelow ? 'commit-after-the-batch-was-settled' : 'commit-of-a-transaction-no-client-made',
+        inv: late ? '1' : '2',
+        kind: late ? 'commit-after-the-batch-was-settled' : 'commit-of-a-transaction-no-client-made',
         token: c.token,
         detail: `the next hop committed a message for ${c.token ?? 'no fuzz token'} (MAIL line ${JSON.stringify(c.from.slice(0, 100))}, ${c.data.length} bytes)`,
       });
@@ -101,7 +100,7 @@ export class Ledger {
     }
     rec.commits.push(c);
     const text = c.data.toString('latin1');
-    const endTokens = [...text.matchAll(/^END-(t\d+x\d+)\r$/gm)].map((m) => m[1]);
+    const endTokens = [...text.matchAll(new RegExp(`^END-(${TOKEN})\\r$`, 'gm'))].map((m) => m[1]);
     if (endTokens.some((t) => t !== rec.tx.token)) {
       this.report({ inv: '1', kind: 'committed-another-transactions-message', token: rec.tx.token, iteration: rec.tx.iteration, detail: `the transaction of ${rec.tx.token} committed a message ending with END-${endTokens.join(', END-')}` });
     }
@@ -151,7 +150,7 @@ export class Ledger {
     const v = (kind: string, inv: Violation['inv'], detail: string) => this.report({ inv, kind, token: tx.token, iteration: tx.iteration, detail });
     const replies = [out.mail, ...out.rcpt, out.data, out.final];
     for (const r of replies) {
-      const foreign = (r?.text.match(/t\d+x\d+/g) ?? []).filter((t) => t !== tx.token);
+      const foreign = (r?.text.match(new RegExp(TOKEN, 'g')) ?? []).filter((t) => t !== tx.token);
       if (foreign.length) v('reply-of-another-transaction', '1', `the client of ${tx.token} got "${r!.code} ${r!.text.slice(0, 160)}", which answers ${foreign[0]}`);
     }
     const f = out.final;
@@ -182,7 +181,7 @@ export class Ledger {
    */
   settle(upTo: number): void {
     for (const [token, rec] of this.txs) {
-      if (rec.tx.iteration >= upTo) continue;
+      if (rec.tx.seq >= upTo) continue;
       const { tx, out, commits } = rec;
       const v = (kind: string, inv: Violation['inv'], detail: string) => this.report({ inv, kind, token, iteration: tx.iteration, detail });
       if (commits.length > 1) v('committed-more-than-once', '1', `${commits.length} commits of ${token} (hop connections ${commits.map((c) => c.connId).join(', ')})`);
@@ -203,13 +202,12 @@ export class Ledger {
       this.byPseudo.delete(rec.pseudo);
       this.txs.delete(token);
     }
-    this.retiredBelow = Math.max(this.retiredBelow, upTo);
   }
 
   /** Transactions whose client saw 354 and whose log line has not come yet. */
   missingLogLines(upTo: number): number {
     let n = 0;
-    for (const rec of this.txs.values()) if (rec.tx.iteration < upTo && rec.out?.data?.code === 354 && rec.logs.length === 0) n++;
+    for (const rec of this.txs.values()) if (rec.tx.seq < upTo && rec.out?.data?.code === 354 && rec.logs.length === 0) n++;
     return n;
   }
 }

@@ -44,9 +44,11 @@ export interface HopTxPlan {
 }
 
 export interface TxPlan {
-  /** Unique over the run: `t<iteration>x<index>`. */
+  /** Unique over the run: `t<iteration>x<index>`, or `t<iteration>r<repetition>x<index>` when a replay repeats a session. */
   token: string;
   iteration: number;
+  /** The session's place in the run (launch order), which batches go by. */
+  seq: number;
   from: string;
   mailParams: string;
   rcpts: { addr: string; params: string }[];
@@ -119,28 +121,38 @@ export interface SessionOutcome {
   trace: string[];
 }
 
+/** The session a token belongs to (`t5x1` -> `t5`, `t5r2x1` -> `t5r2`): what traces are kept by. */
+export function sessionOfToken(token: string): string {
+  return token.replace(/x\d+$/, '');
+}
+
 export interface Violation {
   /** Which invariant: 1 acknowledged = committed once and whole, 2 no foreign command, 3 nothing pending, P policy and protocol. */
   inv: '1' | '2' | '3' | 'P';
   kind: string;
   iteration?: number;
+  /** `t<iteration>` or `t<iteration>r<repetition>`. */
+  session?: string;
   token?: string;
   detail: string;
   trace?: string[];
 }
 
-export function tokenOf(iteration: number, index: number): string {
-  return `t${iteration}x${index}`;
+/** A transaction token, as a regular expression source. */
+export const TOKEN = 't\\d+(?:r\\d+)?x\\d+';
+
+export function tokenOf(iteration: number, index: number, repetition = 0): string {
+  return repetition ? `t${iteration}r${repetition}x${index}` : `t${iteration}x${index}`;
 }
 
 export function iterationOfToken(token: string): number {
-  const m = /^t(\d+)x\d+$/.exec(token);
+  const m = /^t(\d+)(?:r\d+)?x\d+$/.exec(token);
   return m ? Number(m[1]) : -1;
 }
 
 /** The token in a MAIL FROM / RCPT TO address the fuzzer made (`s-<token>@`, `r<i>-<token>@`). */
 export function tokenInAddress(line: string): { token: string; rcpt?: number } | undefined {
-  const m = /<(?:s|r(\d+))-(t\d+x\d+)@fuzz\.test>/i.exec(line);
+  const m = new RegExp(`<(?:s|r(\\d+))-(${TOKEN})@fuzz\\.test>`, 'i').exec(line);
   if (!m) return undefined;
   return { token: m[2], rcpt: m[1] === undefined ? undefined : Number(m[1]) };
 }

@@ -1,6 +1,7 @@
 /*
  * `npm run fuzz -- [--iterations N] [--seed S] [--concurrency C] [--mode spawn|inproc]
- *                  [--start K] [--only I,J] [--barrier N] [--deadline MS] [--json FILE] [--no-traces]`
+ *                  [--start K] [--only I,J] [--repeat R] [--barrier N] [--deadline MS] [--stop-after N] [--json FILE]
+ *                  [--no-traces] [--trace]`
  *
  * Fuzzes mailveil's SMTP front and next-hop client (test/fuzz/engine.ts).
  * Prints the seed first; on a violation, prints each kind with examples and
@@ -13,7 +14,7 @@ import { formatReport, hex, runFuzz, type FuzzOptions } from './engine';
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`fuzz: ${msg}\n`);
   process.stderr.write(
-    'usage: npm run fuzz -- [--iterations N] [--seed S] [--concurrency C] [--mode spawn|inproc] [--start K] [--only I,J,...] [--barrier N] [--deadline MS] [--stop-after N] [--json FILE] [--no-traces]\n',
+    'usage: npm run fuzz -- [--iterations N] [--seed S] [--concurrency C] [--mode spawn|inproc] [--start K] [--only I,J,...] [--repeat R] [--barrier N] [--deadline MS] [--stop-after N] [--json FILE] [--no-traces] [--trace]\n',
   );
   process.exit(2);
 }
@@ -56,6 +57,9 @@ async function main(): Promise<void> {
       case '--only':
         o.only = (v() ?? '').split(',').map((x) => num(x, a));
         break;
+      case '--repeat':
+        o.repeat = Math.max(1, num(v(), a));
+        break;
       case '--barrier':
         o.barrierEvery = Math.max(1, num(v(), a));
         break;
@@ -71,6 +75,9 @@ async function main(): Promise<void> {
       case '--no-traces':
         traces = false;
         break;
+      case '--trace':
+        o.traceAll = true;
+        break;
       case '--help':
       case '-h':
         usage();
@@ -78,9 +85,9 @@ async function main(): Promise<void> {
         usage(`unknown argument ${a}`);
     }
   }
-  if (o.only) o.concurrency ??= 1;
+  if (o.only || o.repeat) o.concurrency ??= 1;
   process.stdout.write(
-    `fuzz: seed ${hex(o.seed)}, ${o.only ? `iterations ${o.only.join(',')}` : `${o.iterations} iterations from ${o.start ?? 0}`}, mode ${o.mode ?? 'spawn'}, concurrency ${o.concurrency ?? 64}\n`,
+    `fuzz: seed ${hex(o.seed)}, ${o.only ? `iterations ${o.only.join(',')}` : `${o.iterations} iterations from ${o.start ?? 0}`}${o.repeat ? ` x${o.repeat}` : ''}, mode ${o.mode ?? 'spawn'}, concurrency ${o.concurrency ?? 64}\n`,
   );
   const report = await runFuzz({ ...o, progress: (l) => process.stdout.write(l + '\n') });
   process.stdout.write(formatReport(report, { traces }) + '\n');

@@ -78,9 +78,10 @@ function hopPlan(rng: Rng, token: string, nRcpt: number, bodyLen: number, lim: S
     body.prematureAt = rng.int(bodyLen);
     body.premature = { lines: [`550 5.7.0 premature refusal ${token}`], delayMs: 0, close: rng.chance(0.8) };
   }
-  if (bodyLen > 0 && rng.chance(bodyLen > 200_000 ? 0.5 : 0.02)) {
+  const big = bodyLen > 3_000_000 ? 0.8 : bodyLen > 200_000 ? 0.5 : 0;
+  if (bodyLen > 0 && rng.chance(big || 0.02)) {
     body.stopReadingAt = rng.int(Math.min(bodyLen, 64 * 1024));
-    body.stopReadingMs = rng.chance(bodyLen > 200_000 ? 0.5 : 0.3) ? Infinity : rng.range(20, 400);
+    body.stopReadingMs = rng.chance(big || 0.3) ? Infinity : rng.range(20, 400);
   }
   const queued = [`250 2.0.0 Ok: queued as H-${token}`];
   let dot = hopReply(
@@ -150,7 +151,8 @@ function message(rng: Rng, token: string, blind: boolean, lim: ScenarioLimits): 
     [17.6, 'medium'],
     [2, 'large'],
     [0.25, 'huge'],
-    [0.15, 'oversize'],
+    [0.06, 'jumbo'],
+    [0.04, 'oversize'],
   ]);
   const header =
     `From: <s-${token}@${ENVELOPE_DOMAIN}>\r\n` +
@@ -161,9 +163,17 @@ function message(rng: Rng, token: string, blind: boolean, lim: ScenarioLimits): 
     (!blind && rng.chance(0.1) ? `X-Fuzz: a folded\r\n value ${token}\r\n` : '') +
     '\r\n';
   const end = `END-${token}\r\n`;
-  if (size === 'large' || size === 'huge' || size === 'oversize') {
+  if (size === 'large' || size === 'huge' || size === 'jumbo' || size === 'oversize') {
+    // jumbo: more than the ~4 MB that loopback socket buffers absorb, so a next
+    // hop that stops reading really blocks mailveil's writes.
     const target =
-      size === 'large' ? rng.range(20_000, 300_000) : size === 'huge' ? rng.range(800_000, Math.min(1_800_000, lim.maxMessageSize - 65_536)) : lim.maxMessageSize + rng.range(1, 200_000);
+      size === 'large'
+        ? rng.range(20_000, 300_000)
+        : size === 'huge'
+          ? rng.range(800_000, 1_800_000)
+          : size === 'jumbo'
+            ? rng.range(4_500_000, Math.min(6_500_000, lim.maxMessageSize - 65_536))
+            : lim.maxMessageSize + rng.range(1, 200_000);
     const content = Buffer.concat([Buffer.from(header, 'latin1'), filler(rng, token, target), Buffer.from(end, 'latin1')]);
     return { content, verdict: size === 'oversize' ? 'too_big' : 'pass' };
   }
@@ -228,8 +238,8 @@ const RCPT_PARAMS: readonly (readonly [number, string])[] = [
   [7, ' ORCPT=rfc822;someone+40fuzz.test'],
 ];
 
-export function newTx(rng: Rng, iteration: number, index: number, blind: boolean, lim: ScenarioLimits, envelopeOnly = false): TxPlan {
-  const token = tokenOf(iteration, index);
+export function newTx(rng: Rng, iteration: number, index: number, blind: boolean, lim: ScenarioLimits, envelopeOnly = false, seq = iteration, repetition = 0): TxPlan {
+  const token = tokenOf(iteration, index, repetition);
   // An envelope-only transaction never sends its body (unless a DATA slips through): keep it tiny.
   const msg: Message = envelopeOnly ? { content: Buffer.from(`Subject: ${token}\r\n\r\nEND-${token}\r\n`, 'latin1'), verdict: 'pass' } : message(rng, token, blind, lim);
   const nRcpt = rng.weighted<number>([
@@ -243,6 +253,7 @@ export function newTx(rng: Rng, iteration: number, index: number, blind: boolean
   return {
     token,
     iteration,
+    seq,
     from: `s-${token}@${ENVELOPE_DOMAIN}`,
     mailParams: rng.weighted(MAIL_PARAMS)(msg.content.length),
     rcpts,
@@ -294,7 +305,11 @@ function bodyWrites(rng: Rng, wireLen: number): number[] {
   return [...cuts].filter((c) => c > 0 && c < wireLen).sort((a, b) => a - b);
 }
 
-export function newSession(seed: number, iteration: number, lim: ScenarioLimits): SessionPlan {
+/**
+ * Session `iteration` of the run with `seed`. `seq` is its place in this run
+ * and `repetition` tells repeated replays of one session apart (tokens stay unique).
+ */
+export function newSession(seed: number, iteration: number, lim: ScenarioLimits, seq = iteration, repetition = 0): SessionPlan {
   const rng = new Rng(derive(seed, iteration));
   const steps: Step[] = [];
   const helo = rng.weighted<string>([
@@ -335,7 +350,7 @@ export function newSession(seed: number, iteration: number, lim: ScenarioLimits)
     ]);
     if (style === 'drip' && drip) style = 'sync';
     drip ||= style === 'drip';
-    const tx = newTx(rng, iteration, i, style === 'blind', lim, kind === 'envelope');
+    const tx = newTx(rng, iteration, i, style === 'blind', lim, kind === 'envelope', seq, repetition);
     if (style === 'drip' && tx.content.length > 20_000) style = 'sync';
     const abandon =
       style === 'blind'

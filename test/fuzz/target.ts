@@ -34,7 +34,7 @@ export interface TargetLimits {
 
 /** The fuzzer's mailveil settings: short deadlines, so every stall ends quickly, and a small spool_memory, so larger bodies go to disk. */
 export const FUZZ_LIMITS: TargetLimits = {
-  maxMessageSize: 2 * 1024 * 1024,
+  maxMessageSize: 8 * 1024 * 1024,
   commandDeadlineMs: 2000,
   dataDeadlineMs: 3000,
   writeDeadlineMs: 2000,
@@ -45,7 +45,7 @@ export const FUZZ_CONFIG = `# written by test/fuzz/target.ts
 hostname: mailveil.fuzz.test
 log_level: info
 limits:
-  max_message_size: 2MiB
+  max_message_size: 8MiB
   spool_memory: 32KiB
   max_connections: 3000
   max_recipients: 50
