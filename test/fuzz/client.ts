@@ -238,6 +238,10 @@ export class FuzzClient {
         for (let i = 0; i < n; i++) {
           const r = await this.reply(`"${s.lines[0].slice(0, 30)}"`);
           if (r.code === 250 && /^MAIL/i.test(s.lines[i] ?? '')) this.txOpen = true;
+          // An envelope line with a control character in it must be refused (501), never cut short and accepted.
+          if (r.code >= 200 && r.code < 300 && /^(MAIL FROM|RCPT TO):[^\r\n]*[\x00-\x08\x0b-\x1f\x7f]/i.test(s.lines[i] ?? '')) {
+            (this.outcome.controlAccepted ??= []).push(`${JSON.stringify(s.lines[i].slice(0, 80))} got "${r.code} ${r.text.slice(0, 60)}"`);
+          }
           if (/^(RSET|EHLO|HELO)/i.test(s.lines[i] ?? '') && r.code === 250) this.txOpen = false;
         }
         return;

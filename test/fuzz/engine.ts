@@ -197,6 +197,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
       stats.hangs++;
       report({ inv: '3', kind: 'no-reply-within-deadline', iteration: i, session: label, detail: outcome.hang, trace: outcome.trace });
     }
+    for (const c of outcome.controlAccepted ?? []) report({ inv: 'P', kind: 'envelope-control-character-accepted', iteration: i, session: label, detail: c, trace: outcome.trace });
     if (outcome.slowNotCut) report({ inv: '3', kind: 'slow-client-not-cut-off', iteration: i, session: label, detail: outcome.slowNotCut, trace: outcome.trace });
   };
 

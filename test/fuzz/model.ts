@@ -118,6 +118,8 @@ export interface SessionOutcome {
   hang?: string;
   /** Set when a dripping client was not cut off in time. */
   slowNotCut?: string;
+  /** Envelope commands with a bare CR (or another control character) that got a 2xx instead of 501. */
+  controlAccepted?: string[];
   trace: string[];
 }
 

@@ -277,6 +277,8 @@ function noise(rng: Rng, iteration: number): string[] {
       [2, () => 'DATA'],
       [1, () => 'MAIL FROM:<bad address'],
       [1, () => `MAIL FROM:<cr-${iteration}@${ENVELOPE_DOMAIN}>\rjunk`],
+      [1, () => `RCPT TO:<cr-${iteration}@${ENVELOPE_DOMAIN}> NOTIFY=NEVER\rjunk`],
+      [0.5, () => `MAIL FROM:<nul-${iteration}@${ENVELOPE_DOMAIN}>\u0000`],
       [1, () => 'STARTTLS'],
       [1, () => 'AUTH PLAIN AGZvbwBiYXI='],
       [1, () => '\u0000\u0001\u00ff'],
