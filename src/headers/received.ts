@@ -7,8 +7,10 @@
  * comments) `by`; older stamps that omit `by` end it at via/with/id/for or
  * ";". Comments inside the clause go with it, which is the point: Postfix's
  * "(Authenticated sender: ...)" and Sendmail's "(authenticated bits=0)" are
- * data about a person too. A field with no from-clause is left alone.
+ * data about a person too. A field with no from-clause has none to replace.
  * One pass over the field; no RegExp runs on unbounded text.
+ * Internal hosts in the rest of the field (the by-clause, comments, for/id)
+ * are received-hosts.ts's job.
  */
 import { hostName, normaliseIp, type InternalHosts } from './internal';
 
@@ -23,6 +25,8 @@ export interface FromClause {
   helo?: string;
   /** Every dotted name in the clause (HELO, rDNS), canonical form. */
   names: string[];
+  /** An address was there and has been replaced by "[redacted]" (received-hosts.ts hides an address seen in an internal hop). */
+  redacted: boolean;
 }
 
 export interface Hop {
@@ -38,6 +42,12 @@ const HOP_SUFFIX = ' ([redacted])';
 const HOP_LEN = HOP_PREFIX.length + 8 + HOP_SUFFIX.length;
 const HOP_RE = /^from hop-[0-9a-f]{8} \(\[redacted\]\)$/;
 const END_WORDS = new Set(['by', 'via', 'with', 'id', 'for']);
+const PSEUDONYM_RE = /^(?:hop-[0-9a-f]{8}|redacted|h-[0-9a-f]{8}\.invalid)$/;
+
+/** A name mailveil itself wrote ("hop-3f9a2c1e", "[redacted]", "h-3f9a2c1e.invalid"): never a host to hide again. */
+export function isPseudonymName(name: string): boolean {
+  return name.length <= 18 && PSEUDONYM_RE.test(name);
+}
 
 const isBlank = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 const isLetter = (c: number): boolean => (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a;
@@ -87,10 +97,11 @@ function findClauseEnd(text: string, from: number): number {
   return text.length;
 }
 
-function tokens(text: string, from: number, to: number): Pick<FromClause, 'ips' | 'names' | 'helo'> {
+function tokens(text: string, from: number, to: number): Pick<FromClause, 'ips' | 'names' | 'helo' | 'redacted'> {
   const ips: string[] = [];
   const names: string[] = [];
   let helo: string | undefined;
+  let redacted = false;
   let k = from;
   while (k < to && isBlank(text.charCodeAt(k))) k++;
   // The HELO name is the token right after "from"; "[...]" or "(...)" there is not a name.
@@ -103,13 +114,14 @@ function tokens(text: string, from: number, to: number): Pick<FromClause, 'ips' 
     const tok = text.slice(s, k);
     const ip = normaliseIp(tok);
     if (ip) ips.push(ip);
+    else if (tok.length === 8 && tok.toLowerCase() === 'redacted') redacted = true;
     else {
       const name = hostName(tok);
       if (name && s === heloAt) helo = name;
       if (name && name.includes('.')) names.push(name);
     }
   }
-  return { ips, names, helo };
+  return { ips, names, helo, redacted };
 }
 
 export function classifyHop(text: string, clause: FromClause, internal: InternalHosts): Hop {
@@ -121,8 +133,8 @@ export function classifyHop(text: string, clause: FromClause, internal: Internal
   if (inside) return { internal: true, key: inside, names };
   if (names.some((n) => internal.inDomains(n))) return { internal: true, key: clause.ips[0] ?? clause.helo ?? names[0], names };
   // A bare single-label HELO with no address at all ("from laptop by ..."): a LAN machine name.
-  // With a public address it stays: public hops are left alone.
-  if (clause.helo && !clause.helo.includes('.') && clause.ips.length === 0) return { internal: true, key: clause.helo, names };
+  // With a public address it stays: public hops are left alone, also once that address is "[redacted]".
+  if (clause.helo && !clause.helo.includes('.') && clause.ips.length === 0 && !clause.redacted && !isPseudonymName(clause.helo)) return { internal: true, key: clause.helo, names };
   return notInternal;
 }
 

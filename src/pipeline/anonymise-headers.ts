@@ -2,9 +2,13 @@
  * Pass 2 rewriter: header anonymisation (data minimisation, GDPR Art. 5(1)(c)).
  *  - `remove`: drops every field whose name matches a pattern, folds included.
  *  - `received: pseudonymise`: an internal hop's from-clause (RFC 5321 4.4)
- *    becomes "from hop-<8 hex> ([redacted])"; the count and order of
- *    Received fields never change. `strip-internal` drops those fields
- *    instead; `keep` leaves every Received field alone.
+ *    becomes "from hop-<8 hex> ([redacted])", and every other mention of an
+ *    internal host in any Received field (the next hop's by-clause, comments,
+ *    for/id) gets the same pseudonym (src/headers/received-hosts.ts); the
+ *    count and order of Received fields never change. `strip-internal` drops
+ *    internal hops (and from-less stamps by an internal host) instead, and
+ *    pseudonymises internal hosts left in the public hops it keeps; `keep`
+ *    leaves every Received field alone.
  *  - msg-ids (RFC 5322 3.6.4) in Message-ID, In-Reply-To and References
  *    lose internal host names, consistently, so threads still thread. This
  *    runs whenever `received` is not `keep`: `keep` is the "touch no
@@ -13,10 +17,8 @@
  * it the stream fails, so the message is never sent un-anonymised). Fields
  * nothing changed keep their bytes, line ends and folds; if nothing changed
  * at all the section is passed on as the very same Buffer.
- * Limits: by-clauses, and stamps with no from-clause (Postfix pickup's "by
- * host (Postfix, from userid N)"), are kept as written, so an internal host
- * that stamped a hop is still named there; hosts are only looked for in
- * from-clauses and inside "<...>" of the three msg-id fields.
+ * Limits: hosts are looked for in Received fields and inside "<...>" of the
+ * three msg-id fields only; other fields are kept or removed, never edited.
  */
 import type { HeaderPolicy } from '../rules/types';
 import type { Pseudonymiser } from '../observability/pseudonym';
@@ -24,7 +26,7 @@ import type { Rewriter } from './stage';
 import { HeaderBlockTransform } from './header-block';
 import { compilePolicy } from '../headers/policy';
 import { splitFields, joinFields, fieldText, type Field } from '../headers/fields';
-import { parseFromClause, classifyHop, pseudonymiseClause } from '../headers/received';
+import { planReceived } from '../headers/received-hosts';
 import { MSG_ID_FIELDS, internalHostKey, rewriteMsgIds } from '../headers/message-id';
 
 export function anonymiseHeaderBlock(block: Buffer, policy: HeaderPolicy, pseudonyms: Pseudonymiser): Buffer {
@@ -42,20 +44,23 @@ export function anonymiseHeaderBlock(block: Buffer, policy: HeaderPolicy, pseudo
   };
   let changed = false;
 
+  // The whole Received block is planned at once: a by-clause takes the pseudonym of a hop named anywhere in it.
+  const receivedTexts = touchTopology ? section.fields.filter((f) => f.name === 'received').map((f) => fieldText(section, f)) : [];
+  const received = p.received === 'keep' ? undefined : planReceived(receivedTexts, p.received, p.internal, hopToken);
+  if (received) {
+    // Names of removed hops still count: their Message-IDs name the same machines.
+    for (const n of received.names) hopNames.add(n);
+    if (received.changed) changed = true;
+  }
+
   const kept: Field[] = [];
+  let nth = 0;
   for (const field of section.fields) {
     let drop = p.remove.matches(field.name);
-    if (touchTopology && field.name === 'received') {
-      const text = fieldText(section, field);
-      const clause = parseFromClause(text);
-      const hop = clause && classifyHop(text, clause, p.internal);
-      if (clause && hop?.internal) {
-        // Names of removed hops still count: their Message-IDs name the same machines.
-        for (const n of hop.names) hopNames.add(n);
-        if (p.received === 'strip-internal') drop = true;
-        else if (!drop) field.text = pseudonymiseClause(text, clause, hopToken(hop.key));
-        changed = true;
-      }
+    if (received && field.name === 'received') {
+      const outcome = received.outcomes[nth++];
+      if (outcome.drop) drop = true;
+      else if (!drop && outcome.text !== undefined) field.text = outcome.text;
     }
     if (drop) changed = true;
     else kept.push(field);
