@@ -112,7 +112,12 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     total++;
     const key = `${v.inv}:${v.kind}`;
     let k = kinds.get(key);
-    if (!k) kinds.set(key, (k = { inv: v.inv, kind: v.kind, count: 0, examples: [] }));
+    if (!k) {
+      kinds.set(key, (k = { inv: v.inv, kind: v.kind, count: 0, examples: [] }));
+      // A long run says what it found as it finds it.
+      const it = v.iteration ?? (v.token ? iterationOfToken(v.token) : undefined);
+      progress(`fuzz: first [inv ${v.inv}] ${v.kind}${it !== undefined ? ` at iteration ${it}` : ''}: ${v.detail.slice(0, 300)}`);
+    }
     k.count++;
     if (k.examples.length < maxExamples) {
       if (v.token) {

@@ -418,13 +418,13 @@ class HopConn {
     setTimeout(() => {
       if (this.closed || this.state !== 'ready' || this.received !== seen) return;
       this.note(`idle close${say421 ? ' with 421' : ''}`);
-      if (say421) {
-        this.sock.write('421 4.4.2 hop.fuzz.test idle timeout\r\n');
-        this.slots.push('unsolicited');
-        this.repliesSent++;
-      }
+      if (say421) this.sock.write('421 4.4.2 hop.fuzz.test idle timeout\r\n');
       this.sock.end();
       setTimeout(() => this.sock.destroy(), 50).unref();
+      // We are gone: a command that crosses our 421 on the wire is the relay's
+      // next one, answered by that 421; nothing after it is read or judged.
+      this.closed = true;
+      this.poke();
     }, after).unref();
   }
 
