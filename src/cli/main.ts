@@ -43,7 +43,10 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+      // `commander.help` with a non-zero exitCode is the help commander prints
+      // to stderr for a missing command (`mailveil`, `mailveil quarantine`): a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
+      if (err.code === 'commander.help' && err.exitCode === 0) process.exit(0);
       process.exit(2);
     }
     if (err instanceof UserError || (err as { code?: string }).code === 'MV_CONFIG') {

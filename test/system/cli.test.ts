@@ -26,6 +26,18 @@ test('usage errors exit 2', () => {
   assert.equal(run('frobnicate').code, 2);
 });
 
+test('no command prints the usage to stderr and exits 2; `help` still exits 0', () => {
+  for (const args of [[], ['quarantine']]) {
+    const r = run(...args);
+    assert.equal(r.code, 2, args.join(' ') || '(no arguments)');
+    assert.equal(r.out, '');
+    assert.match(r.err, /^Usage: mailveil/);
+  }
+  const help = run('help');
+  assert.equal(help.code, 0);
+  assert.match(help.out, /^Usage: mailveil/);
+});
+
 test('serve --print-pipeline prints the stage order', () => {
   const r = run('serve', '--print-pipeline');
   assert.equal(r.code, 0);
