@@ -53,6 +53,8 @@ const CRLF_DOT_CRLF = Buffer.from('\r\n.\r\n');
 const TRACE_MAX = 120;
 /** How long "stop reading for good" lasts: longer than any deadline the relay may take to give up. */
 export const FOREVER_MS = 5000;
+/** After reading again, how long the hop gives the relay's hang-up to show (the bytes before it are read first). */
+const RESUME_GRACE_MS = 2000;
 
 type ConnState = 'greeting' | 'ready' | 'mail' | 'data' | 'dot' | 'closed';
 
@@ -100,8 +102,9 @@ export class FuzzHop {
     const now = Date.now();
     const out: { id: number; why: string; trace: string[] }[] = [];
     for (const c of this.conns) {
-      if (c.paused) continue;
-      const why = c.waiting ? `waiting to answer ${c.waiting}` : c.state === 'greeting' ? 'greeting not sent' : now - c.lastActivity < quietMs ? 'active' : undefined;
+      const why = c.paused
+        ? 'not reading (a hung next hop: the relay has to give up on it)'
+        : c.waiting ? `waiting to answer ${c.waiting}` : c.state === 'greeting' ? 'greeting not sent' : now - c.lastActivity < quietMs ? 'active' : undefined;
       if (why) out.push({ id: c.id, why, trace: c.trace });
     }
     return out;
@@ -156,6 +159,8 @@ class HopConn {
   paused = false;
   /** Stopped reading for good: nothing read afterwards is answered or committed. */
   private dead = false;
+  /** The relay closed its side (EOF seen). */
+  private peerEnded = false;
 
   constructor(
     private readonly hop: FuzzHop,
@@ -164,6 +169,12 @@ class HopConn {
     private readonly rng: Rng,
   ) {
     sock.on('data', (d: Buffer) => {
+      if (this.dead) {
+        // A hung hop only looks for the relay's hang-up; what comes in is dropped.
+        this.received += d.length;
+        this.lastActivity = Date.now();
+        return this.poke();
+      }
       this.received += d.length;
       this.arrivals.push({ end: this.received, sent: this.repliesSent });
       this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
@@ -171,6 +182,10 @@ class HopConn {
       this.poke();
     });
     sock.on('error', () => undefined);
+    sock.on('end', () => {
+      this.peerEnded = true;
+      this.poke();
+    });
     sock.on('close', () => {
       this.closed = true;
       this.note('closed');
@@ -511,8 +526,8 @@ class HopConn {
         this.stopReading(body.stopReadingMs ?? 0);
       }
       if (this.dead) {
-        while (!this.closed) await this.wait();
-        this.note(`hung: ${this.buf.length} bytes came in, none of it counts`);
+        while (!this.closed && !this.peerEnded) await this.wait();
+        this.note(`hung: ${this.received - this.bufAt} bytes came in, none of it counts`);
         return false;
       }
       if (end >= 0) {
@@ -551,18 +566,27 @@ class HopConn {
       this.note('read again');
       this.sock.resume();
       if (!forever) return;
-      setTimeout(() => {
-        this.paused = false;
-        if (!this.closed) {
-          this.violation({
-            inv: '3',
-            kind: 'relay-kept-a-hop-that-stopped-reading',
-            token: this.txToken,
-            detail: `the next hop stopped reading the message for ${FOREVER_MS} ms and the relay still had the connection open (no write deadline)`,
-          });
-          this.destroy();
+      // Whatever the relay wrote before it gave up is read first; its hang-up (EOF) comes after.
+      const until = Date.now() + RESUME_GRACE_MS;
+      const check = () => {
+        if (this.closed || this.peerEnded) {
+          this.paused = false;
+          return;
         }
-      }, 300).unref();
+        if (Date.now() < until) {
+          setTimeout(check, 50).unref();
+          return;
+        }
+        this.paused = false;
+        this.violation({
+          inv: '3',
+          kind: 'relay-kept-a-hop-that-stopped-reading',
+          token: this.txToken,
+          detail: `the next hop stopped reading the message for ${FOREVER_MS} ms and the relay still had the connection open ${RESUME_GRACE_MS} ms after it read again (no write or data deadline)`,
+        });
+        this.destroy();
+      };
+      check();
     }, pause);
     this.resumeTimer.unref();
   }
