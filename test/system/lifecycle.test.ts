@@ -137,7 +137,15 @@ test('metrics move, and the per-message log line carries pseudonyms only', { ski
   assert.match(text, /mailveil_stage_duration_seconds_bucket\{le="[^"]+",stage="smtp-encode"\}/);
   assert.match(text, /process_resident_memory_bytes/);
   assert.equal((await fetch(`http://127.0.0.1:${mv.metricsPort}/healthz`)).status, 200);
-  assert.equal((await fetch(`http://127.0.0.1:${mv.metricsPort}/readyz`)).status, 200);
+  const ready = await fetch(`http://127.0.0.1:${mv.metricsPort}/readyz`);
+  assert.equal(ready.status, 200);
+  // `rules` counts rules wherever it appears; the startup line names the files `rule_files`.
+  const readyBody = (await ready.json()) as Record<string, unknown>;
+  const started = mv.logs().find((l) => l.msg === 'listening');
+  assert.ok(started, 'no listening line');
+  assert.equal(typeof started.rule_files, 'number');
+  assert.ok((started.rules as number) > (started.rule_files as number), 'the shipped set has more rules than files');
+  assert.equal(started.rules, readyBody.rules, 'the startup line and /readyz count the same rules');
   const lines = mv.logs().filter((l) => l.msg === 'message');
   assert.equal(lines.length, 3);
   for (const key of ['id', 'client', 'from', 'rcpt_count', 'size', 'verdict', 'rules', 'next_hop_reply', 'duration_ms']) {
