@@ -88,6 +88,21 @@ export function clientAttributes(session: SMTPServerSession): Map<string, unknow
   return attrs;
 }
 
+/** Postfix's queue id: a short id is hex, a long one (enable_long_queue_ids) letters and digits. */
+const QUEUE_ID_RE = /^[0-9A-Za-z]{1,64}$/;
+
+/**
+ * The queue id our client (Postfix) forwarded as XFORWARD IDENT, so a log
+ * line can be matched to Postfix's own; undefined when none was sent or the
+ * value does not have a queue id's syntax (it goes into logs as it is).
+ * Postfix sends XFORWARD before every transaction, so the value is this
+ * message's.
+ */
+export function forwardedQueueId(session: SMTPServerSession): string | undefined {
+  const ident = (session as SMTPServerSession & { xForward?: Map<string, unknown> }).xForward?.get('IDENT');
+  return typeof ident === 'string' && QUEUE_ID_RE.test(ident) ? ident : undefined;
+}
+
 /** XFORWARD command lines for the attributes the next hop announced. */
 export function xforwardCommands(attrs: Map<string, unknown>, announced: string | undefined): string[] {
   if (announced === undefined) return [];

@@ -32,7 +32,7 @@ import { formatReply, replyClass, replyStatus, type Reply } from './reply';
 import type { SessionState } from './session-state';
 import type { Runtime } from '../runtime';
 import type { QuarantineEnvelope, SmtpParams } from '../quarantine/meta';
-import { clientAttributes } from './envelope';
+import { clientAttributes, forwardedQueueId } from './envelope';
 import { SMTP_ACTOR } from '../audit/actor';
 import { readHeaderBlock, subjectTokens } from '../sar/subjects';
 
@@ -121,6 +121,7 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
     {
       event: 'message',
       id: ctx.id,
+      queue_id: forwardedQueueId(session), // Postfix's XFORWARD IDENT; undefined (left out) without one
       client: st.clientPseudonym,
       from: session.envelope.mailFrom ? rt.pseudonyms.token('addr', session.envelope.mailFrom.address) : undefined,
       rcpt_count: session.envelope.rcptTo.length,
@@ -145,6 +146,7 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
         verdict: outcome.verdict,
         outcome: result,
         rules: ctx.verdict.rules,
+        queue_id: forwardedQueueId(session),
         ...(ctx.unscannable.length ? { reasons: ctx.unscannable } : {}),
         reply: clientGone ? null : code,
         reply_class: clientGone ? null : replyClass(code),

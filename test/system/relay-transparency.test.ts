@@ -10,6 +10,8 @@ import { startMailveil, type Mailveil } from '../helpers/mailveil';
 import { RawSmtp, sendOne, transaction, message } from '../helpers/smtp-client';
 import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const skip = systemSkipReason(['smtp-sink']);
 let sink: Sink;
@@ -88,6 +90,47 @@ test('XFORWARD from Postfix is passed on to the next hop', { skip }, async () =>
   // Without XFORWARD from our client, our client itself is the original client.
   assert.equal(seen[1].get('ADDR'), '127.0.0.1');
   assert.equal(seen[1].get('HELO'), 'client.example.org');
+});
+
+/** The `event: message` log line and the `verdict` audit event of the message a 250 names. */
+async function traces(r: Awaited<ReturnType<typeof sendOne>>) {
+  const id = /queued as (\S+?);/.exec(r.final?.text ?? '')?.[1];
+  assert.ok(id, `no message id in ${r.final?.code} ${r.final?.text}`);
+  const line = await mv.waitForLog((l) => l.event === 'message' && l.id === id, `the message line of ${id}`);
+  const dir = join(mv.stateDir, 'audit');
+  const events = readdirSync(dir).flatMap((f) =>
+    readFileSync(join(dir, f), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string; id?: string; details?: Record<string, unknown> }),
+  );
+  const audit = events.find((e) => e.event === 'verdict' && e.id === id);
+  assert.ok(audit, `no verdict audit event for ${id}`);
+  return { line, audit };
+}
+
+test("Postfix's queue id (XFORWARD IDENT) is in the message log line and the verdict audit event", { skip }, async () => {
+  const send = (ident?: string) =>
+    sendOne(mv.port, {
+      preamble: ident === undefined ? [] : [`XFORWARD ADDR=192.0.2.56 IDENT=${ident}`],
+      from: 'sender@example.com',
+      to: ['rcpt@example.net'],
+      body: message('queue-id', 'Body.\r\n'),
+    });
+  const r = await send('ABC123DEF');
+  assert.equal(r.final?.code, 250);
+  const { line, audit } = await traces(r);
+  assert.equal(line.queue_id, 'ABC123DEF');
+  assert.equal(audit.details?.queue_id, 'ABC123DEF');
+  // A long queue id (enable_long_queue_ids) has letters of both cases.
+  const long = await traces(await send('4VqZ1m2xYzz6wQd'));
+  assert.equal(long.line.queue_id, '4VqZ1m2xYzz6wQd');
+  // A value without a queue id's syntax, [UNAVAILABLE], or no XFORWARD at all: the field is left out.
+  for (const ident of ['ABC.123', 'ABC+2D123', '[UNAVAILABLE]', 'A'.repeat(65), undefined]) {
+    const t = await traces(await send(ident));
+    assert.ok(!('queue_id' in t.line), `queue_id logged for IDENT=${ident}: ${t.line.queue_id}`);
+    assert.ok(!('queue_id' in (t.audit.details ?? {})), `queue_id audited for IDENT=${ident}`);
+  }
 });
 
 for (const [name, sep] of [
