@@ -1,8 +1,9 @@
 /*
  * The running relay: wires config, rules, pseudonyms, metrics, the next-hop
  * pool and the SMTP front, and owns the process-level behaviours:
- *  - reload: SIGHUP or a change under rules_dir builds a new rule set; a
- *    broken set is refused and the last good one stays live;
+ *  - reload: SIGHUP or a change under rules_dir or local_rules_dir builds a
+ *    new rule set from both layers; a broken set is refused and the last
+ *    good one stays live;
  *  - drain: SIGTERM stops the listener, lets open transactions finish,
  *    closes idle sessions with 421, then resolves so the process exits 0;
  *  - retention: once at start and every RETENTION_INTERVAL_MS, expired
@@ -19,7 +20,7 @@ import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Config } from './config/load';
 import { formatEndpoint } from './config/address';
-import { loadRuleSet, RuleSetError } from './rules/load';
+import { formatRuleError, loadRuleSet, RuleSetError } from './rules/load';
 import type { RuleSet } from './rules/types';
 import { Pseudonymiser } from './observability/pseudonym';
 import { Metrics } from './observability/metrics';
@@ -59,7 +60,7 @@ export class Service {
   private smtp?: SmtpFront;
   private ops?: Server;
   private admin?: AdminServer;
-  private watcher?: FSWatcher;
+  private watchers: FSWatcher[] = [];
   private reloadTimer?: NodeJS.Timeout;
   private listening = false;
   private retentionTimer?: NodeJS.Timeout;
@@ -73,7 +74,7 @@ export class Service {
     this.retentionIntervalMs = opts.retentionIntervalMs ?? RETENTION_INTERVAL_MS;
     mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
     // Throws RuleSetError: a process must not start on a broken rule set.
-    this.ruleSet = loadRuleSet(config.rules_dir);
+    this.ruleSet = loadRuleSet(config.rules_dir, config.local_rules_dir);
     const metrics = new Metrics();
     metrics.rulesReload.inc({ result: 'ok' });
     const hopEvents = nextHopReport(log, metrics);
@@ -160,17 +161,17 @@ export class Service {
     );
   }
 
-  /** Loads rules_dir again; keeps the current set if the new one is broken. */
+  /** Loads rules_dir and local_rules_dir again; keeps the current set if the new one is broken. */
   reload(trigger: string): boolean {
     const { log, metrics } = this.rt;
     try {
-      this.ruleSet = loadRuleSet(this.rt.config.rules_dir);
+      this.ruleSet = loadRuleSet(this.rt.config.rules_dir, this.rt.config.local_rules_dir);
       metrics.rulesReload.inc({ result: 'ok' });
       log.info({ event: 'rules_reload', trigger, result: 'ok', files: this.ruleSet.files.length, rules: this.ruleSet.rules.length }, 'rules reloaded');
       return true;
     } catch (err) {
       metrics.rulesReload.inc({ result: 'error' });
-      const errors = err instanceof RuleSetError ? err.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`) : [(err as Error).message];
+      const errors = err instanceof RuleSetError ? err.errors.map(formatRuleError) : [(err as Error).message];
       log.error({ event: 'rules_reload', trigger, result: 'error', errors }, 'rules reload refused; the previous rule set stays live');
       return false;
     }
@@ -190,7 +191,7 @@ export class Service {
     const { log, config, metrics } = this.rt;
     if (this.rt.draining) return;
     this.rt.draining = true;
-    this.watcher?.close();
+    for (const w of this.watchers) w.close();
     clearTimeout(this.reloadTimer);
     clearInterval(this.retentionTimer);
     clearInterval(this.gaugeTimer);
@@ -279,15 +280,21 @@ export class Service {
     this.gaugeTimer.unref();
   }
 
+  /** Watches both rule dirs; a local dir that does not exist yet is picked up by SIGHUP. */
   private watchRules(): void {
-    try {
-      this.watcher = watch(this.rt.config.rules_dir, () => {
-        clearTimeout(this.reloadTimer);
-        this.reloadTimer = setTimeout(() => this.reload('watch'), RELOAD_DEBOUNCE_MS);
-      });
-      this.watcher.on('error', (err) => this.rt.log.warn({ err: { message: err.message } }, 'rules_dir watch failed; SIGHUP still reloads'));
-    } catch (err) {
-      this.rt.log.warn({ err: { message: (err as Error).message } }, 'cannot watch rules_dir; SIGHUP still reloads');
+    const { config, log } = this.rt;
+    for (const [key, dir] of [['rules_dir', config.rules_dir], ['local_rules_dir', config.local_rules_dir]] as const) {
+      try {
+        const w = watch(dir, () => {
+          clearTimeout(this.reloadTimer);
+          this.reloadTimer = setTimeout(() => this.reload('watch'), RELOAD_DEBOUNCE_MS);
+        });
+        w.on('error', (err) => log.warn({ err: { message: err.message } }, `${key} watch failed; SIGHUP still reloads`));
+        this.watchers.push(w);
+      } catch (err) {
+        if (key === 'local_rules_dir' && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        log.warn({ err: { message: (err as Error).message } }, `cannot watch ${key}; SIGHUP still reloads`);
+      }
     }
   }
 }

@@ -21,13 +21,14 @@ export function registerGdpr(program: Command): void {
     .description('print the record of processing activities (GDPR Art. 30) as Markdown, from the live config and rules')
     .option('--config <file>', CONFIG_HELP)
     .option('--rules <dir>', 'rules directory (default from config, else ./rules.d)')
+    .option('--local-rules <dir>', 'local rules directory (default from config, else ./rules.local.d)')
     .option('--state-dir <dir>', 'state directory (default from config, else ./var)')
-    .action((o: { config?: string; rules?: string; stateDir?: string }) => {
+    .action((o: { config?: string; rules?: string; localRules?: string; stateDir?: string }) => {
       // The report only names state_dir; it reads nothing there, so no state_dir check.
-      const { config, file } = loadInstanceConfig(o.config, { rules_dir: o.rules, state_dir: o.stateDir });
+      const { config, file } = loadInstanceConfig(o.config, { rules_dir: o.rules, local_rules_dir: o.localRules, state_dir: o.stateDir });
       let rules;
       try {
-        rules = loadRuleSet(config.rules_dir);
+        rules = loadRuleSet(config.rules_dir, config.local_rules_dir);
       } catch (err) {
         if (err instanceof RuleSetError) throw new UserError(`rules: ${err.errors.map(formatRuleError).join('; ')}`);
         throw err;

@@ -54,8 +54,8 @@ interface Ctx {
   audit: AuditLog;
 }
 
-function open(o: CommonOpts & { nextHop?: string; rules?: string }): Ctx {
-  const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir, next_hop: o.nextHop, rules_dir: o.rules });
+function open(o: CommonOpts & { nextHop?: string; rules?: string; localRules?: string }): Ctx {
+  const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir, next_hop: o.nextHop, rules_dir: o.rules, local_rules_dir: o.localRules });
   // A mistyped --state-dir would otherwise look like an empty quarantine, and
   // a purge or delete must never write an audit log into someone else's dir.
   checkStateDir(config.state_dir);
@@ -111,12 +111,13 @@ export function registerQuarantine(program: Command): void {
     .description('show the headers and findings of a held message (values masked, never the body)')
     .argument('<id>', 'quarantine id')
     .option('--rules <dir>', 'rules directory, to locate masked header values (default from config)')
-    .action(async (id: string, o: CommonOpts & { rules?: string }) => {
+    .option('--local-rules <dir>', 'local rules directory (default from config, else ./rules.local.d)')
+    .action(async (id: string, o: CommonOpts & { rules?: string; localRules?: string }) => {
       const { config, store } = open(o);
       await userErrors(async () => {
         const json = await entryView(store, id, config.limits.max_header_size, () => {
           try {
-            return loadRuleSet(config.rules_dir).rules;
+            return loadRuleSet(config.rules_dir, config.local_rules_dir).rules;
           } catch {
             return undefined; // header fields with findings are then masked whole
           }
@@ -131,9 +132,10 @@ export function registerQuarantine(program: Command): void {
     .option('--next-hop <host:port>', 'deliver here instead of the configured next_hop')
     .option('--redact', "also apply the rules' redaction (the held original is scanned again with the current rules)")
     .option('--rules <dir>', 'rules directory: header policy and redact rules (default from config)')
-    .action(async (id: string, o: CommonOpts & { nextHop?: string; rules?: string; redact?: boolean }) => {
+    .option('--local-rules <dir>', 'local rules directory, loaded after --rules (default from config, else ./rules.local.d)')
+    .action(async (id: string, o: CommonOpts & { nextHop?: string; rules?: string; localRules?: string; redact?: boolean }) => {
       const { config, store, audit } = open(o);
-      const rules = releaseRules(config.rules_dir);
+      const rules = releaseRules(config.rules_dir, config.local_rules_dir);
       const r = await userErrors(() =>
         releaseEntry(
           {
@@ -176,9 +178,9 @@ export function registerQuarantine(program: Command): void {
 }
 
 /** The rules a release rewrites under; without them it cannot anonymise headers, so it does not start. */
-function releaseRules(dir: string): RuleSet {
+function releaseRules(dir: string, localDir: string): RuleSet {
   try {
-    return loadRuleSet(dir);
+    return loadRuleSet(dir, localDir);
   } catch (err) {
     if (!(err instanceof RuleSetError)) throw err;
     throw new UserError(`cannot release: the rules do not load (${err.errors.map(formatRuleError).join('; ')}); see \`mailveil rules check\``);

@@ -19,6 +19,7 @@ export function registerServe(program: Command): void {
     .option('--listen <host:port>', 'SMTP listener (default 127.0.0.1:10025)')
     .option('--next-hop <host:port>', 'where filtered mail goes (default 127.0.0.1:10026)')
     .option('--rules <dir>', 'rules directory (default ./rules.d)')
+    .option('--local-rules <dir>', "local rules directory, loaded after --rules; a rule there replaces the shipped rule of its id (default ./rules.local.d)")
     .option('--state-dir <dir>', 'state directory: keys, spool, quarantine (default ./var, beside the config file if there is one)')
     .option('--init', 'use a state directory that already holds other files (writes the state.json marker into it)')
     .option('--metrics <host:port>', '/metrics /healthz /readyz listener (default 127.0.0.1:9464)')
@@ -34,6 +35,7 @@ export function registerServe(program: Command): void {
         listen: o.listen,
         next_hop: o.nextHop,
         rules_dir: o.rules,
+        local_rules_dir: o.localRules,
         state_dir: o.stateDir,
         metrics: o.metrics,
         admin: o.admin,

@@ -25,6 +25,8 @@ export interface Config {
   next_hop: Endpoint;
   clients: string[];
   rules_dir: string;
+  /** The admin's rule layer, loaded after rules_dir (rules/load.ts); may not exist. */
+  local_rules_dir: string;
   state_dir: string;
   metrics: Endpoint;
   admin: Endpoint;
@@ -64,7 +66,7 @@ export interface Config {
 export const MIN_RETENTION_MS = 60_000;
 
 /** Flag values, already named as config keys. */
-export type ConfigOverrides = Partial<Record<'listen' | 'next_hop' | 'rules_dir' | 'state_dir' | 'metrics' | 'admin' | 'log_level', string>>;
+export type ConfigOverrides = Partial<Record<'listen' | 'next_hop' | 'rules_dir' | 'local_rules_dir' | 'state_dir' | 'metrics' | 'admin' | 'log_level', string>>;
 
 export class ConfigError extends Error {
   readonly code = 'MV_CONFIG';
@@ -81,7 +83,7 @@ const FORMAT_HINTS: Record<string, string> = {
 const UNIT_FIXES: Record<string, (n: number) => string> = { duration: durationFix, size: sizeFix };
 
 /** Every key that names a file or directory. */
-const PATH_KEYS: readonly (readonly string[])[] = [['rules_dir'], ['state_dir'], ['inbound_tls', 'cert'], ['inbound_tls', 'key'], ['admin_tls', 'cert'], ['admin_tls', 'key']];
+const PATH_KEYS: readonly (readonly string[])[] = [['rules_dir'], ['local_rules_dir'], ['state_dir'], ['inbound_tls', 'cert'], ['inbound_tls', 'key'], ['admin_tls', 'cert'], ['admin_tls', 'key']];
 
 // verbose: errors carry the offending value and its schema, for the hints below.
 const ajv = new Ajv({ allErrors: false, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });

@@ -23,7 +23,10 @@ export const configSchema = {
       items: { type: 'string', format: 'cidr' },
       default: ['127.0.0.0/8', '::1/128'],
     },
+    /** Shipped rules: never edited by the admin. */
     rules_dir: { type: 'string', minLength: 1, default: './rules.d' },
+    /** The admin's layer, loaded after rules_dir: a rule here with a shipped id replaces it, `enabled: false` switches it off. Missing = no local rules. */
+    local_rules_dir: { type: 'string', minLength: 1, default: './rules.local.d' },
     state_dir: { type: 'string', minLength: 1, default: './var' },
     metrics: { ...endpoint, default: '127.0.0.1:9464' },
     admin: { ...endpoint, default: '127.0.0.1:9465' },

@@ -1,26 +1,35 @@
 /*
- * Loads rules.d/*.yaml in name order into one RuleSet. Every error names
+ * Loads the rule set from two layers, as rspamd's local.d does: the files of
+ * rules_dir (shipped, never edited by the admin) in name order, then the
+ * files of local_rules_dir (the admin's) in name order. Every error names
  * `file:line:col` (1-based) so `mailveil rules check` can point an admin at
- * the spot. Loading is all-or-nothing: the caller gets a complete RuleSet or
- * a list of errors, never a partial set, which is what makes reload atomic.
+ * the spot; an error about a whole directory names just the directory.
+ * Loading is all-or-nothing: the caller gets a complete RuleSet or a list of
+ * errors, never a partial set, which is what makes reload atomic.
  *
- * Merging across files: `headers.remove`, `internal_networks` and
- * `internal_domains` accumulate; `received` is taken from the last file that
- * sets it; rules accumulate and ids must be unique across the whole set.
+ * Merging across files (both layers, in load order): `headers.remove`,
+ * `internal_networks` and `internal_domains` accumulate; `received` is taken
+ * from the last file that sets it. Rule ids are unique within a layer. A
+ * local rule with a shipped rule's id replaces that rule whole, in its
+ * place; `enabled: false` switches a rule off (a local `id` + `enabled:
+ * false` alone switches off the shipped rule of that id). A missing
+ * local_rules_dir means no local rules; one that exists but cannot be read
+ * is an error.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isNode, isMap, isScalar, type Document } from 'yaml';
 import { ruleFileSchema } from './schema';
 import { parseCidr } from '../config/address';
-import type { HeaderPolicy, RuleDefinition, RuleSet } from './types';
+import type { HeaderPolicy, RuleDefinition, RuleLayer, RuleSet, RuleSource } from './types';
 import { buildCompiled, compileRule, PatternError, type CompiledRule } from './compile';
 
 export interface RuleLoadError {
   file: string;
-  line: number;
-  col: number;
+  /** Absent for an error about a whole directory (missing, unreadable). */
+  line?: number;
+  col?: number;
   message: string;
 }
 
@@ -31,8 +40,9 @@ export class RuleSetError extends Error {
   }
 }
 
+/** `file:line:col: message`, or `dir: message` for a directory-level error. */
 export function formatRuleError(e: RuleLoadError): string {
-  return `${e.file}:${e.line}:${e.col}: ${e.message}`;
+  return e.line === undefined ? `${e.file}: ${e.message}` : `${e.file}:${e.line}:${e.col ?? 1}: ${e.message}`;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
@@ -67,7 +77,7 @@ function position(doc: Document, lc: LineCounter, path: (string | number)[], atK
   }
 }
 
-function describe(err: ErrorObject): { path: (string | number)[]; message: string; atKey?: boolean } {
+function describe(err: ErrorObject): { path: (string | number)[]; message: string; atKey?: boolean } | undefined {
   const path = err.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
   const name = path.length ? String(path[path.length - 1]) : 'file';
   switch (err.keyword) {
@@ -79,12 +89,16 @@ function describe(err: ErrorObject): { path: (string | number)[]; message: strin
       return { path, message: `${name} must be one of: ${(err.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` };
     case 'format':
       return { path, message: `${name} is not an address or CIDR` };
+    case 'if':
+      return undefined; // the else-branch's own errors say what is wrong
     case 'oneOf':
       return { path, message: 'a rule needs exactly one of detector or pattern' };
     case 'required':
       return { path, message: `missing required key '${(err.params as { missingProperty: string }).missingProperty}'` };
     case 'pattern':
-      return { path, message: name === 'reply' ? 'reply must look like "550 5.7.1 text" (4xx/5xx with an enhanced code, ASCII)' : `${name} has an invalid value` };
+      if (name === 'reply') return { path, message: 'reply must look like "550 5.7.1 text" (4xx/5xx with an enhanced code, ASCII)' };
+      if (name === 'id' && path[0] === 'rules') return { path, message: 'id must match [a-z0-9-]+ (lower-case letters, digits and hyphens)' };
+      return { path, message: `${name} has an invalid value` };
     default:
       return { path, message: `${name} ${err.message}` };
   }
@@ -114,6 +128,7 @@ export function parseRuleFile(text: string, file: string): { value?: ParsedFile;
       // oneOf reports its branches too; keep the summary line only.
       if (err.schemaPath.includes('/oneOf/')) continue;
       const d = describe(err);
+      if (!d) continue;
       const key = d.path.join('/') + d.message;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -154,20 +169,53 @@ export function ruleFiles(dir: string): string[] {
     .map((n) => join(dir, n));
 }
 
-/** Builds the whole RuleSet or throws RuleSetError with every error found. */
-export function loadRuleSet(dir: string): RuleSet {
-  let files: string[];
-  try {
-    files = ruleFiles(dir);
-  } catch (err) {
-    throw new RuleSetError([{ file: dir, line: 1, col: 1, message: `cannot read rules directory: ${(err as NodeJS.ErrnoException).code ?? err}` }]);
-  }
+const INCOMPLETE_RULE = /^(a rule needs exactly one of detector or pattern|missing required key 'action')$/;
+const LOCAL_RULE_HINT = ' (a local rule replaces the shipped rule of its id whole; or write just id and enabled: false to switch it off)';
+
+/** A rule as loaded, before the layers are resolved into the final list. */
+interface Slot {
+  def: RuleDefinition;
+  compiled?: CompiledRule;
+}
+
+/** `id` + `enabled: false` and nothing to detect: only switches another rule off. */
+function isSwitchOff(r: Omit<RuleDefinition, 'source'>): boolean {
+  return r.enabled === false && r.detector === undefined && r.pattern === undefined;
+}
+
+/**
+ * Builds the whole RuleSet from rules_dir and, if given, local_rules_dir, or
+ * throws RuleSetError with every error found.
+ */
+export function loadRuleSet(dir: string, localDir?: string): RuleSet {
   const errors: RuleLoadError[] = [];
+  let shippedFiles: string[] = [];
+  let localFiles: string[] = [];
+  try {
+    shippedFiles = ruleFiles(dir);
+  } catch (err) {
+    errors.push({ file: dir, message: `cannot read rules directory: ${(err as NodeJS.ErrnoException).code ?? err}` });
+  }
+  if (localDir !== undefined) {
+    if (resolve(localDir) === resolve(dir)) errors.push({ file: localDir, message: 'local_rules_dir must not be rules_dir: the local layer overrides the shipped one' });
+    else
+      try {
+        localFiles = ruleFiles(localDir);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // No local dir: no local rules. One that exists but cannot be read is an error.
+        if (code !== 'ENOENT') errors.push({ file: localDir, message: `cannot read local rules directory: ${code ?? err}` });
+      }
+  }
+  if (errors.length) throw new RuleSetError(errors);
   const headers: HeaderPolicy = { remove: [], received: 'keep', internal_networks: [], internal_domains: [] };
-  const rules: RuleDefinition[] = [];
-  const compiled: CompiledRule[] = [];
-  const ids = new Map<string, string>();
-  for (const file of files) {
+  const slots: Slot[] = [];
+  /** id -> index in slots, across layers (the rule that is live under that id). */
+  const index = new Map<string, number>();
+  /** Per layer: id -> where it was first defined, for the duplicate check. */
+  const seen: Record<RuleLayer, Map<string, string>> = { shipped: new Map(), local: new Map() };
+  const layered: [string, RuleLayer][] = [...shippedFiles.map((f): [string, RuleLayer] => [f, 'shipped']), ...localFiles.map((f): [string, RuleLayer] => [f, 'local'])];
+  for (const [file, layer] of layered) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -176,6 +224,8 @@ export function loadRuleSet(dir: string): RuleSet {
       continue;
     }
     const { value, errors: fileErrors, positions } = parseRuleFile(text, file);
+    // A partial local rule (just a new action, say) is the likely mistake here.
+    if (layer === 'local') for (const e of fileErrors) if (INCOMPLETE_RULE.test(e.message)) e.message += LOCAL_RULE_HINT;
     errors.push(...fileErrors);
     if (!value) continue;
     const h = value.headers ?? {};
@@ -185,22 +235,49 @@ export function loadRuleSet(dir: string): RuleSet {
     headers.internal_domains.push(...(h.internal_domains ?? []));
     (value.rules ?? []).forEach((r, i) => {
       const pos = positions[i];
-      const source = { file, line: pos.rule.line };
-      const prev = ids.get(r.id);
-      if (prev) errors.push({ file, ...(pos.id ?? pos.rule), message: `duplicate rule id '${r.id}' (first defined at ${prev})` });
-      ids.set(r.id, `${file}:${source.line}`);
-      const def = { ...r, source };
-      for (const problem of ruleProblems(def)) errors.push({ file, ...(pos[problem.key] ?? pos.rule), message: problem.message });
-      rules.push(def);
-      try {
-        compiled.push(compileRule(def));
-      } catch (err) {
-        if (!(err instanceof PatternError)) throw err;
-        errors.push({ file, ...(pos[err.field] ?? pos.rule), message: err.message });
+      const source: RuleSource = { file, line: pos.rule.line, layer };
+      const prev = seen[layer].get(r.id);
+      if (prev) {
+        errors.push({ file, ...(pos.id ?? pos.rule), message: `duplicate rule id '${r.id}' (first defined at ${prev})` });
+        return;
+      }
+      seen[layer].set(r.id, `${file}:${source.line}`);
+      const at = index.get(r.id);
+      const shipped = layer === 'local' && at !== undefined ? slots[at].def : undefined;
+      if (shipped) source.replaces = `${shipped.source.file}:${shipped.source.line}`;
+      const def = { ...r, source } as RuleDefinition;
+      const slot: Slot = { def };
+      if (isSwitchOff(r)) {
+        if (!shipped) {
+          errors.push({
+            file,
+            ...(pos.enabled ?? pos.rule),
+            message:
+              layer === 'local'
+                ? `no shipped rule has id '${r.id}' to switch off`
+                : `rule '${r.id}' has only enabled: false; to switch off a shipped rule, put this in local_rules_dir`,
+          });
+          return;
+        }
+      } else {
+        for (const problem of ruleProblems(def)) errors.push({ file, ...(pos[problem.key] ?? pos.rule), message: problem.message });
+        try {
+          slot.compiled = compileRule(def);
+        } catch (err) {
+          if (!(err instanceof PatternError)) throw err;
+          errors.push({ file, ...(pos[err.field] ?? pos.rule), message: err.message });
+        }
+      }
+      // A local rule with a shipped id takes the shipped rule's place, whole.
+      if (at !== undefined && shipped) slots[at] = slot;
+      else {
+        index.set(r.id, slots.length);
+        slots.push(slot);
       }
     });
   }
   if (errors.length) throw new RuleSetError(errors);
+  const live = slots.filter((s) => s.def.enabled !== false);
   const uniq = (a: string[]) => [...new Set(a.map((s) => s.trim()))];
   return {
     headers: {
@@ -209,9 +286,11 @@ export function loadRuleSet(dir: string): RuleSet {
       internal_networks: uniq(headers.internal_networks),
       internal_domains: uniq(headers.internal_domains.map((d) => d.toLowerCase().replace(/^\./, ''))),
     },
-    rules,
-    compiled: buildCompiled(compiled),
-    files,
+    rules: live.map((s) => s.def),
+    compiled: buildCompiled(live.map((s) => s.compiled!)),
+    files: [...shippedFiles, ...localFiles],
+    layers: { shipped: { dir, files: shippedFiles }, local: { dir: localDir, files: localFiles } },
+    disabled: slots.filter((s) => s.def.enabled === false).map((s) => ({ id: s.def.id, source: s.def.source })),
     loadedAt: new Date(),
   };
 }

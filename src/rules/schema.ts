@@ -2,6 +2,7 @@
  * JSON Schema for one rule file (rules.d/*.yaml). Every key is optional so
  * a file can hold just headers or just rules; an unknown key is an error with
  * its file:line:col, because a misspelt `action` must never mean "no action".
+ * The same schema serves both layers (rules_dir and local_rules_dir).
  */
 import { ACTIONS } from './types';
 
@@ -26,10 +27,15 @@ export const ruleFileSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['id', 'action'],
-        oneOf: [{ required: ['detector'] }, { required: ['pattern'] }],
+        required: ['id'],
+        // `id` + `enabled: false` alone is a whole rule: it switches off the
+        // rule of that id (a shipped one, from local_rules_dir). Any other
+        // rule needs an action and exactly one of detector or pattern.
+        if: { required: ['enabled'], properties: { enabled: { const: false } } },
+        else: { required: ['action'], oneOf: [{ required: ['detector'] }, { required: ['pattern'] }] },
         properties: {
           id: { type: 'string', pattern: '^[a-z0-9-]+$' },
+          enabled: { type: 'boolean' },
           description: { type: 'string' },
           detector: { type: 'string', pattern: '^[a-z0-9_]+$' },
           pattern: { type: 'string', minLength: 1 },

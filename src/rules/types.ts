@@ -20,8 +20,22 @@ export interface HeaderPolicy {
   internal_domains: string[];
 }
 
+/** Where a rule came from: the shipped rules_dir, or the admin's local_rules_dir. */
+export type RuleLayer = 'shipped' | 'local';
+
+export interface RuleSource {
+  file: string;
+  line: number;
+  /** Absent in hand-made definitions (tests); a loaded rule always has it. */
+  layer?: RuleLayer;
+  /** For a local rule that replaced a shipped one: where the shipped rule stood (`file:line`). */
+  replaces?: string;
+}
+
 export interface RuleDefinition {
   id: string;
+  /** `false` switches the rule off; a loaded RuleSet never holds a disabled rule (see RuleSet.disabled). */
+  enabled?: boolean;
   description?: string;
   detector?: string;
   pattern?: string;
@@ -34,7 +48,7 @@ export interface RuleDefinition {
   replacement?: string;
   reply?: string;
   /** Where the rule was written, for messages that point an admin at it. */
-  source: { file: string; line: number };
+  source: RuleSource;
 }
 
 export interface RuleSet {
@@ -42,7 +56,11 @@ export interface RuleSet {
   rules: RuleDefinition[];
   /** The rules as the scanner runs them (RE2, keyword matchers). */
   compiled: CompiledRules;
-  /** The files the set was built from, in load order. */
+  /** The files the set was built from, in load order (rules_dir's, then local_rules_dir's). */
   files: string[];
+  /** The two layers: each directory and its files; `local.dir` is absent when no local dir was given. */
+  layers?: { shipped: { dir: string; files: string[] }; local: { dir?: string; files: string[] } };
+  /** Rules switched off with `enabled: false` (by id), with the place that switched them off. */
+  disabled?: { id: string; source: RuleSource }[];
   loadedAt: Date;
 }
