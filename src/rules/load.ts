@@ -251,7 +251,7 @@ export function loadRuleSet(dir: string, localDir?: string): RuleSet {
         if (!shipped) {
           errors.push({
             file,
-            ...(pos.enabled ?? pos.rule),
+            ...(pos.id ?? pos.rule),
             message:
               layer === 'local'
                 ? `no shipped rule has id '${r.id}' to switch off`
