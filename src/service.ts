@@ -23,6 +23,7 @@ import { formatEndpoint } from './config/address';
 import { formatRuleError, loadRuleSet, RuleSetError } from './rules/load';
 import type { RuleSet } from './rules/types';
 import { Pseudonymiser } from './observability/pseudonym';
+import { accessError } from './access-error';
 import { Metrics } from './observability/metrics';
 import { createLogger, type Logger } from './observability/log';
 import { startOpsServer } from './observability/http';
@@ -72,7 +73,11 @@ export class Service {
   constructor(config: Config, log: Logger = createLogger(config.log_level), opts: ServiceOptions = {}) {
     this.now = opts.now ?? (() => new Date());
     this.retentionIntervalMs = opts.retentionIntervalMs ?? RETENTION_INTERVAL_MS;
-    mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw accessError(err, 'create', config.state_dir); // one line from the CLI, not a stack trace
+    }
     // Throws RuleSetError: a process must not start on a broken rule set.
     this.ruleSet = loadRuleSet(config.rules_dir, config.local_rules_dir);
     const metrics = new Metrics();

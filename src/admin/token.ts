@@ -11,6 +11,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { accessError } from '../access-error';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 /** The token's name in audit events (actor `token:admin`). */
@@ -47,16 +48,19 @@ export async function ensureAdminToken(stateDir: string): Promise<AdminToken> {
     }
     created = true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new AdminTokenError(`${file}: cannot create: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      const e = accessError(err, 'create', file);
+      throw e !== err ? e : new AdminTokenError(`${file}: cannot create: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
   }
   let tightened = false;
-  const st = await stat(file);
+  const st = await stat(file).catch((err) => Promise.reject(accessError(err, 'inspect', file)));
   if (!st.isFile()) throw new AdminTokenError(`${file}: not a regular file`);
   if (st.mode & 0o077) {
-    await chmod(file, 0o600);
+    await chmod(file, 0o600).catch((err) => Promise.reject(accessError(err, 'change mode of', file)));
     tightened = true;
   }
-  const token = (await readFile(file, 'utf8')).trim();
+  const token = (await readFile(file, 'utf8').catch((err) => Promise.reject(accessError(err, 'read', file)))).trim();
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
     throw new AdminTokenError(`${file}: the admin token must be one line of at least ${MIN_TOKEN_LENGTH} characters without spaces (delete the file to have a new one made)`);
   }

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AccessError, describeAccess } from '../access-error';
 import { registerServe } from './serve';
 import { registerRules } from './rules';
 import { registerQuarantine } from './quarantine';
@@ -49,8 +50,15 @@ export async function main(argv: string[]): Promise<void> {
       if (err.code === 'commander.help' && err.exitCode === 0) process.exit(0);
       process.exit(2);
     }
-    if (err instanceof UserError || (err as { code?: string }).code === 'MV_CONFIG') {
+    if (err instanceof UserError || err instanceof AccessError || (err as { code?: string }).code === 'MV_CONFIG') {
       process.stderr.write(`mailveil: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    // A permission, read-only, full-disk or missing-directory error from any
+    // file operation is the operator's to fix: one line naming the path.
+    const access = describeAccess(err);
+    if (access !== undefined) {
+      process.stderr.write(`mailveil: ${access}\n`);
       process.exit(1);
     }
     process.stderr.write(`mailveil: internal error: ${(err as Error).stack ?? err}\n`);

@@ -9,6 +9,8 @@ import { RuleSetError, formatRuleError } from '../rules/load';
 import { describePipeline } from '../pipeline/order';
 import { Service } from '../service';
 import { UserError } from './main';
+import { sep } from 'node:path';
+import { describeAccess } from '../access-error';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 export function registerServe(program: Command): void {
@@ -53,7 +55,10 @@ export function registerServe(program: Command): void {
         await service.start();
       } catch (err) {
         const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-        throw new UserError(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? `cannot listen on ${e.address}:${e.port}: ${e.code}` : e.message);
+        // A listener's error names its address; an EACCES without one is a file (state_dir's, a TLS key...).
+        if ((e.code === 'EADDRINUSE' || e.code === 'EACCES') && e.port !== undefined) throw new UserError(`cannot listen on ${e.address}:${e.port}: ${e.code}`);
+        const inStateDir = typeof e.path === 'string' && (e.path === config.state_dir || e.path.startsWith(config.state_dir + sep));
+        throw new UserError(describeAccess(err, undefined, undefined, inStateDir ? 'state_dir' : 'file') ?? e.message);
       }
       process.on('SIGHUP', () => service.reload('SIGHUP'));
       await new Promise<void>((resolve) => {

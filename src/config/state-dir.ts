@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeAccess } from '../access-error';
 import { EXPORTS_DIR } from '../admin/routes';
 import { ADMIN_TOKEN_FILE } from '../admin/token';
 import { AUDIT_DIR } from '../audit/log';
@@ -90,7 +91,7 @@ function readMarker(dir: string): StateMarker | undefined {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     if (err instanceof StateDirError) throw err;
-    throw new StateDirError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new StateDirError(describeAccess(err, 'read', file, 'state_dir') ?? `${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   let m: Partial<StateMarker> | undefined;
   try {
@@ -114,7 +115,7 @@ export function inspectStateDir(dir: string): StateDirStatus {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
     if (err instanceof StateDirError) throw err;
-    throw new StateDirError(`state_dir ${dir}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new StateDirError(describeAccess(err, 'inspect', dir, 'state_dir') ?? `state_dir ${dir}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   const marker = readMarker(dir);
   if (marker) return { kind: 'marked', marker };
@@ -124,7 +125,7 @@ export function inspectStateDir(dir: string): StateDirStatus {
     const foreign = names.filter((n) => !isOwn(dir, n));
     return foreign.length ? { kind: 'foreign', names: foreign } : { kind: 'own' };
   } catch (err) {
-    throw new StateDirError(`state_dir ${dir}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new StateDirError(describeAccess(err, 'list', dir, 'state_dir') ?? `state_dir ${dir}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
 }
 
@@ -167,7 +168,7 @@ export function prepareStateDir(dir: string, opts: { init?: boolean; now?: () =>
     return take(dir, status, opts.init === true, now);
   } catch (err) {
     if (err instanceof StateDirError) throw err;
-    throw new StateDirError(`state_dir ${dir}: cannot write: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new StateDirError(describeAccess(err, 'write', dir, 'state_dir') ?? `state_dir ${dir}: cannot write: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
 }
 

@@ -8,6 +8,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { accessError } from '../access-error';
 
 export const PSEUDONYM_KEY_FILE = 'pseudonym.key';
 const KEY_BYTES = 32;
@@ -17,24 +18,43 @@ export class Pseudonymiser {
     if (key.length < 16) throw new Error('pseudonym key is too short');
   }
 
-  /** Loads the key from state_dir, creating it (0600) on first start. */
+  /**
+   * Loads the key from state_dir, creating it (0600) on first start. A
+   * permission, space or missing-directory problem is an AccessError naming
+   * the path (one line from the CLI).
+   */
   static fromStateDir(stateDir: string): Pseudonymiser {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const file = join(stateDir, PSEUDONYM_KEY_FILE);
     try {
-      const key = readFileSync(file);
-      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-      return new Pseudonymiser(key);
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      throw accessError(err, 'create', stateDir);
+    }
+    const file = join(stateDir, PSEUDONYM_KEY_FILE);
+    let existing: Buffer | undefined;
+    try {
+      existing = readFileSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw accessError(err, 'read', file);
+    }
+    if (existing) {
+      try {
+        if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+      } catch (err) {
+        throw accessError(err, 'change mode of', file);
+      }
+      return new Pseudonymiser(existing);
     }
     const key = randomBytes(KEY_BYTES);
     // 'wx' so two processes starting at once cannot both write a key.
     try {
       writeFileSync(file, key, { mode: 0o600, flag: 'wx' });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return new Pseudonymiser(readFileSync(file));
-      throw err;
+      try {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return new Pseudonymiser(readFileSync(file));
+      } catch (again) {
+        throw accessError(again, 'read', file);
+      }
+      throw accessError(err, 'write', file);
     }
     return new Pseudonymiser(key);
   }

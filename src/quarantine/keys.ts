@@ -29,6 +29,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { accessError } from '../access-error';
 import { ensurePrivateDir, fsyncDir, writeFileDurably } from './durable';
 import { QuarantineError } from './errors';
 
@@ -69,10 +70,18 @@ async function createKey(dir: string): Promise<string> {
  */
 export async function rotateKey(stateDir: string): Promise<string> {
   const dir = keysDir(stateDir);
-  await ensurePrivateDir(dir);
-  const id = await createKey(dir);
-  await writeFileDurably(dir, CURRENT_KEY_FILE, id + '\n');
-  return id;
+  try {
+    await ensurePrivateDir(dir);
+  } catch (err) {
+    throw accessError(err, 'create', dir);
+  }
+  try {
+    const id = await createKey(dir);
+    await writeFileDurably(dir, CURRENT_KEY_FILE, id + '\n');
+    return id;
+  } catch (err) {
+    throw accessError(err, 'write', dir);
+  }
 }
 
 /** Key ids of every key file present, e.g. to find keys no entry needs any more. */
@@ -82,7 +91,7 @@ export async function listKeyIds(stateDir: string): Promise<string[]> {
     names = await readdir(keysDir(stateDir));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
+    throw accessError(err, 'list', keysDir(stateDir));
   }
   return names.flatMap((n) => KEY_FILE_RE.exec(n)?.[1] ?? []).sort();
 }
@@ -98,7 +107,7 @@ export async function currentKeyId(stateDir: string): Promise<string | undefined
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    throw accessError(err, 'read', file);
   }
   const id = text.trim();
   if (!isKeyId(id)) throw new QuarantineError('MV_QUARANTINE_KEY_INVALID', `${file} does not hold a key id`);
@@ -162,11 +171,15 @@ export class KeyRing {
       key = await readFile(file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new QuarantineError('MV_QUARANTINE_KEY_MISSING', `quarantine key ${id} not found in ${this.dir}`);
-      throw err;
+      throw accessError(err, 'read', file);
     }
     if (key.length !== KEY_BYTES) throw new QuarantineError('MV_QUARANTINE_KEY_INVALID', `quarantine key ${id} has ${key.length} bytes, expected ${KEY_BYTES}`);
     // Same repair as pseudonym.key: a copy or restore may have widened it.
-    if (((await stat(file)).mode & 0o077) !== 0) await chmod(file, 0o600);
+    try {
+      if (((await stat(file)).mode & 0o077) !== 0) await chmod(file, 0o600);
+    } catch (err) {
+      throw accessError(err, 'change mode of', file);
+    }
     this.cache.set(id, key);
     return key;
   }
