@@ -131,6 +131,7 @@ test('Postfix → mailveil → Postfix reinjection → sink: delivered once, int
   // original client, so it must be a pseudonym, never 192.0.2.55 in clear.
   const line = await mv.waitForLog((l) => 'verdict' in l && 'rcpt_count' in l, 'the per-message info line');
   assert.equal(line.rcpt_count, 1);
+  assert.equal(line.queue_id, r.queueId, "mailveil's line carries Postfix's queue id (XFORWARD IDENT)");
   assert.equal(typeof line.client, 'string');
   // DESIGN guarantee 6, seen from the outside: the original client's IP and the
   // addresses are not in mailveil's log in clear text.
