@@ -74,7 +74,7 @@ function ruleRow(r: RuleDefinition): string {
   if (r.action === 'redact' && r.replacement !== undefined) action += ` (with ${code(r.replacement)})`;
   const evidence = [`at least ${r.min_count ?? 1}`];
   if (r.keywords?.length) evidence.push(`with a keyword (${r.keywords.join(', ')}) within ${r.within ?? 'the detector default'} characters`);
-  return `| ${cell(code(r.id))} | ${cell(detects(r))} | ${cell(scope)} | ${cell(action)} | ${cell(evidence.join(', '))} |`;
+  return `| ${cell(code(r.id))} | ${cell(detects(r))} | ${cell(scope)} | ${cell(action)} | ${cell(evidence.join(', '))} | ${r.source.layer ?? 'shipped'} |`;
 }
 
 function keptFor(ms: number | undefined, key: string, fallback: string): string {
@@ -109,6 +109,7 @@ export function gdprReport(i: ReportInput): string {
     `| Software | mailveil ${i.version} |`,
     `| Configuration | ${cell(i.configFile ? code(i.configFile) : 'built-in defaults (no config file)')} |`,
     `| Rules | ${cell(code(config.rules_dir))}: ${rules.files.length} ${rules.files.length === 1 ? 'file' : 'files'}, ${rules.rules.length} ${rules.rules.length === 1 ? 'rule' : 'rules'} |`,
+    ...(rules.layers?.local.dir ? [`| Local rules | ${cell(code(rules.layers.local.dir))}: ${rules.layers.local.files.length} ${rules.layers.local.files.length === 1 ? 'file' : 'files'} (a rule here replaces the shipped rule of its id) |`] : []),
     `| State directory | ${cell(code(state))} |`,
     `| SMTP listener | ${code(formatEndpoint(config.listen))}, host name ${code(config.hostname)} |`,
     '',
@@ -145,7 +146,9 @@ export function gdprReport(i: ReportInput): string {
     '',
   );
   if (rules.rules.length) {
-    p('| Rule | Detects | Where it looks | Action | Counts when |', '|---|---|---|---|---|', ...rules.rules.map(ruleRow), '');
+    p('| Rule | Detects | Where it looks | Action | Counts when | Layer |', '|---|---|---|---|---|---|', ...rules.rules.map(ruleRow), '');
+    const off = rules.disabled ?? [];
+    if (off.length) p(`Switched off (\`enabled: false\`): ${off.map((d) => `${code(d.id)} (${d.source.layer ?? 'shipped'})`).join(', ')}.`, '');
   } else {
     p('The rule set has no rules: content is not inspected for personal data.', '');
   }

@@ -238,3 +238,16 @@ test('mailveil gdpr report: prints the Markdown; --rules and --config apply; bad
     assert.match(h.out, /Usage: mailveil gdpr/);
   }
 });
+
+test('gdpr report: each rule names its layer; the local rules dir and switched-off rules are listed', () => {
+  const local = tempDir('mv-report-local-');
+  writeFileSync(join(local, '50-site.yaml'), 'rules:\n  - id: us-ssn\n    detector: us_ssn\n    action: quarantine\n  - id: iban\n    enabled: false\n');
+  const config = loadConfig(undefined, {}, REPO_ROOT);
+  const md = gdprReport({ config, rules: loadRuleSet(join(REPO_ROOT, 'rules.d'), local), version: '9.9.9', generatedAt: AT });
+  assert.match(md, /^\| Rule \| Detects \| Where it looks \| Action \| Counts when \| Layer \|$/m);
+  assert.match(md, /^\| `us-ssn` \| .* \| quarantine \| at least 1 \| local \|$/m);
+  assert.match(md, /^\| `payment-card` \| .* \| shipped \|$/m);
+  assert.doesNotMatch(md, /^\| `iban` \|/m);
+  assert.match(md, /^Switched off \(`enabled: false`\): `iban` \(local\)\.$/m);
+  assert.ok(md.includes(`| Local rules | \`${local}\`: 1 file (a rule here replaces the shipped rule of its id) |`));
+});
