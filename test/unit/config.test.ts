@@ -250,3 +250,13 @@ test('timeouts below Postfix\'s smtp client limits: the defaults pass, a value a
   assert.match(w[1], /^timeouts\.next_hop_write \(200s\).*smtp_data_xfer_timeout/);
   assert.match(timeoutOrderWarnings({ ...defaults, next_hop_command: 300_000 }).join('\n'), /smtp_rcpt_timeout/);
 });
+
+test('paths: local_rules_dir defaults to ./rules.local.d and resolves like rules_dir (file, flag, default)', () => {
+  const f = withFile('local_rules_dir: site-rules\n');
+  const dir = dirname(f);
+  assert.equal(loadConfig(f, {}, '/elsewhere').local_rules_dir, join(dir, 'site-rules'));
+  assert.equal(loadConfig(f, { local_rules_dir: 'mine' }, '/elsewhere').local_rules_dir, '/elsewhere/mine');
+  assert.equal(loadConfig(withFile('listen: 127.0.0.1:2525\n'), {}, '/elsewhere').local_rules_dir.endsWith('/rules.local.d'), true);
+  assert.equal(loadConfig(undefined, {}, '/srv').local_rules_dir, '/srv/rules.local.d');
+  assert.throws(() => loadConfig(withFile('local_rules_dir: ""\n')), /local_rules_dir: must not be empty/);
+});
