@@ -127,6 +127,16 @@ async function openWith(port: number, over: Partial<NextHopOptions> = {}, violat
   return { conn: await opening, peer };
 }
 
+/** Opens a connection and gets MAIL accepted, so a DATA may follow. */
+async function openInTransaction(port: number, over: Partial<NextHopOptions> = {}, violations: string[] = []) {
+  const opened = await openWith(port, over, violations);
+  const mail = opened.conn.command('MAIL FROM:<a@example.com>');
+  await opened.peer.waitCommands(2);
+  await opened.peer.trickle('250 ok\r\n');
+  await mail;
+  return opened;
+}
+
 async function withHop(fn: (port: number) => Promise<void>): Promise<void> {
   current = await scripted();
   try {
@@ -173,11 +183,7 @@ test('a reply to no command destroys the connection and is reported', async () =
 test('a 2xx reply to DATA is a protocol violation, never a final answer', async () => {
   await withHop(async (port) => {
     const violations: string[] = [];
-    const { conn, peer } = await openWith(port, {}, violations);
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port, {}, violations);
     const sent = conn.data(body('Subject: x\r\n\r\nhello\r\n'));
     await peer.waitCommands(3);
     await peer.trickle('250 2.1.5 stale\r\n');
@@ -233,11 +239,7 @@ test('RSET waits for every outstanding reply, so the replies stay in step', asyn
 test('a connection past DATA is closed, never reset: body streaming, dot sent, or 354 outstanding', async () => {
   for (const stage of ['354', 'body', 'dot'] as const) {
     await withHop(async (port) => {
-      const { conn, peer } = await openWith(port);
-      const mail = conn.command('MAIL FROM:<a@example.com>');
-      await peer.waitCommands(2);
-      await peer.trickle('250 ok\r\n');
-      await mail;
+      const { conn, peer } = await openInTransaction(port);
       let push: (b: Buffer | null) => void = () => undefined;
       const stream = manual();
       push = (b) => stream.push(b);
@@ -270,11 +272,7 @@ test('a connection past DATA is closed, never reset: body streaming, dot sent, o
 
 test('the client leaves during the body: the dot is never sent, the connection is closed', async () => {
   await withHop(async (port) => {
-    const { conn, peer } = await openWith(port);
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port);
     const gone = new AbortController();
     const stream = manual();
     const sent = conn.data(stream as Readable & AsyncIterable<Buffer>, gone.signal);
@@ -293,11 +291,7 @@ test('the client leaves during the body: the dot is never sent, the connection i
 
 test('the client leaves after the dot: the late reply is recorded as the answer to the dot', async () => {
   await withHop(async (port) => {
-    const { conn, peer } = await openWith(port);
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port);
     const gone = new AbortController();
     const sent = conn.data(body('Subject: x\r\n\r\nhello\r\n') as Readable & AsyncIterable<Buffer>, gone.signal);
     await peer.waitCommands(3);
@@ -316,11 +310,7 @@ test('the client leaves after the dot: the late reply is recorded as the answer 
 
 test('a next hop that stops reading: write_timeout within next_hop_write, no dot', async () => {
   await withHop(async (port) => {
-    const { conn, peer } = await openWith(port, { writeTimeout: 300 });
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port, { writeTimeout: 300 });
     const chunk = Buffer.alloc(256 * 1024, 0x61);
     const big = Readable.from(
       (function* () {
@@ -342,11 +332,7 @@ test('a next hop that stops reading: write_timeout within next_hop_write, no dot
 
 test('no reply to the dot within next_hop_data: a timeout naming that deadline', async () => {
   await withHop(async (port) => {
-    const { conn, peer } = await openWith(port, { dataTimeout: 200 });
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port, { dataTimeout: 200 });
     const sent = conn.data(body('Subject: x\r\n\r\nhi\r\n') as Readable & AsyncIterable<Buffer>);
     await peer.waitCommands(3);
     await peer.trickle('354 go\r\n');
@@ -357,11 +343,7 @@ test('no reply to the dot within next_hop_data: a timeout naming that deadline',
 
 test('a premature reply during the body is final and spends the connection', async () => {
   await withHop(async (port) => {
-    const { conn, peer } = await openWith(port);
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port);
     const stream = manual();
     const sent = conn.data(stream as Readable & AsyncIterable<Buffer>);
     await peer.waitCommands(3);
@@ -381,11 +363,7 @@ test('a premature reply during the body is final and spends the connection', asy
 test('354 and a premature 550 in one packet: the 550 is the answer, not a violation', async () => {
   await withHop(async (port) => {
     const violations: string[] = [];
-    const { conn, peer } = await openWith(port, {}, violations);
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port, {}, violations);
     const sent = conn.data(body('Subject: x\r\n\r\nhi\r\n') as Readable & AsyncIterable<Buffer>);
     await peer.waitCommands(3);
     peer.sock.write('354 go\r\n550 5.7.0 not today\r\n');
@@ -399,11 +377,7 @@ test('354 and a premature 550 in one packet: the 550 is the answer, not a violat
 test('a 2xx during the body is a violation, never taken as the final 250', async () => {
   await withHop(async (port) => {
     const violations: string[] = [];
-    const { conn, peer } = await openWith(port, {}, violations);
-    const mail = conn.command('MAIL FROM:<a@example.com>');
-    await peer.waitCommands(2);
-    await peer.trickle('250 ok\r\n');
-    await mail;
+    const { conn, peer } = await openInTransaction(port, {}, violations);
     const sent = conn.data(body('Subject: x\r\n\r\nhi\r\n') as Readable & AsyncIterable<Buffer>);
     await peer.waitCommands(3);
     peer.sock.write('354 go\r\n250 2.0.0 not really\r\n');
