@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { BIN, REPO_ROOT } from '../helpers/paths';
 import { freePorts } from '../helpers/ports';
 import { findTool, isCI, isRoot } from '../helpers/sink';
@@ -30,13 +30,47 @@ after(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
 
+/** Where nobody finds node and the checkout. */
+interface AppView {
+  node: string;
+  bin: string;
+  root: string;
+}
+let view: AppView | undefined;
+
+/**
+ * The checkout, and node itself, may sit under a directory only root may
+ * enter (CI's clone, the Node 24 copy under a 0700 mktemp dir). Then they are
+ * bind-mounted into a world-readable scratch dir: a bind mount is reached
+ * without passing the original's parents.
+ */
+function appView(): AppView {
+  if (view) return view;
+  const probe = spawnSync(AS_NOBODY![0], [...AS_NOBODY!.slice(1), process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(BIN)}, 4)`], { timeout: 20_000 });
+  if (probe.status === 0) return (view = { node: process.execPath, bin: BIN, root: REPO_ROOT });
+  const base = mkdtempSync(join(tmpdir(), 'mv-perm-app-'));
+  chmodSync(base, 0o755);
+  const root = join(base, 'app');
+  const node = join(base, 'node');
+  mkdirSync(root, { mode: 0o755 });
+  writeFileSync(node, '', { mode: 0o755 });
+  // Cleanups run last-first: the mounts go before the directory holding them.
+  cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+  for (const [from, to] of [[REPO_ROOT, root], [process.execPath, node]]) {
+    const r = spawnSync('mount', ['--bind', from, to], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `mount --bind ${from}: ${r.stderr}`);
+    cleanups.push(() => void spawnSync('umount', [to]));
+  }
+  return (view = { node, bin: join(root, relative(REPO_ROOT, BIN)), root });
+}
+
 /** A world-readable scratch dir holding a config file that names the shipped rules. */
 function scratch(): { base: string; config: string } {
   const base = mkdtempSync(join(tmpdir(), 'mv-perm-'));
   cleanups.push(() => rmSync(base, { recursive: true, force: true }));
   chmodSync(base, 0o755);
   const config = join(base, 'mailveil.yaml');
-  writeFileSync(config, `rules_dir: ${join(REPO_ROOT, 'rules.d')}\nlog_level: warn\n`, { mode: 0o644 });
+  writeFileSync(config, `rules_dir: ${join(appView().root, 'rules.d')}\nlog_level: warn\n`, { mode: 0o644 });
   return { base, config };
 }
 
@@ -56,7 +90,8 @@ function chownTree(path: string, uid: number): void {
 function runAsNobody(args: string[], cwd: string) {
   const env = { ...process.env };
   delete env.MAILVEIL_CONFIG;
-  const r = spawnSync(AS_NOBODY![0], [...AS_NOBODY!.slice(1), process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 20_000, cwd, env });
+  const { node, bin } = appView();
+  const r = spawnSync(AS_NOBODY![0], [...AS_NOBODY!.slice(1), node, bin, ...args], { encoding: 'utf8', timeout: 20_000, cwd, env });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
