@@ -96,7 +96,11 @@ export class FuzzClient {
     this.socket.setNoDelay(true);
     this.socket.setEncoding('latin1');
     this.socket.on('data', (d: string) => this.onData(d));
-    this.socket.on('error', (e) => this.note(`socket error ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    this.socket.on('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ECONNREFUSED') this.outcome.refused = true;
+      this.note(`socket error ${code ?? e.message}`);
+    });
     this.socket.on('close', () => {
       this.closed = true;
       this.closedBy ??= 'server';
@@ -104,7 +108,13 @@ export class FuzzClient {
       this.wake();
     });
     if (this.plan.waitGreeting) {
-      const g = await this.reply('greeting');
+      let g: Reply;
+      try {
+        g = await this.reply('greeting');
+      } catch (err) {
+        if (err instanceof Over && err.why === 'closed' && !this.outcome.refused) this.outcome.noGreeting = true;
+        throw err;
+      }
       if (g.code !== 220) throw new Over('closed');
     }
   }

@@ -153,6 +153,24 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
 
   const t0 = Date.now();
   let done = 0;
+  /** Set when mailveil is gone: no session is started after that. */
+  let dead = false;
+  const checkAlive = (): boolean => {
+    const why = target.exited();
+    if (why && !dead) {
+      dead = true;
+      report({ inv: '3', kind: 'mailveil-exited', detail: why });
+    }
+    return !dead;
+  };
+  const metric = async (name: string): Promise<number | undefined> => {
+    try {
+      return await target.metric(name);
+    } catch (err) {
+      if (checkAlive()) report({ inv: '3', kind: 'metrics-unreachable', detail: `GET /metrics failed: ${(err as Error).message}` });
+      return undefined;
+    }
+  };
   let lastProgress = t0;
   const active = new Set<Promise<void>>();
 
@@ -202,6 +220,16 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
       stats.hangs++;
       report({ inv: '3', kind: 'no-reply-within-deadline', iteration: i, session: label, detail: outcome.hang, trace: outcome.trace });
     }
+    if ((outcome.refused || outcome.noGreeting) && checkAlive()) {
+      report({
+        inv: '3',
+        kind: outcome.refused ? 'connection-refused' : 'closed-without-a-greeting',
+        iteration: i,
+        session: label,
+        detail: outcome.refused ? 'mailveil refused the connection while it was running' : 'mailveil closed the connection without a greeting, a 421 or a 554',
+        trace: outcome.trace,
+      });
+    }
     for (const c of outcome.controlAccepted ?? []) report({ inv: 'P', kind: 'envelope-control-character-accepted', iteration: i, session: label, detail: c, trace: outcome.trace });
     if (outcome.slowNotCut) report({ inv: '3', kind: 'slow-client-not-cut-off', iteration: i, session: label, detail: outcome.slowNotCut, trace: outcome.trace });
   };
@@ -213,8 +241,9 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     let state: Record<string, unknown> = {};
     for (;;) {
       drainLogs();
-      const connections = await target.metric('mailveil_connections');
-      const inFlight = inFlightMetric ? await target.metric('mailveil_messages_in_flight') : 0;
+      if (!checkAlive()) return;
+      const connections = await metric('mailveil_connections');
+      const inFlight = inFlightMetric ? await metric('mailveil_messages_in_flight') : 0;
       const spool = target.spoolFiles();
       const open = hop!.openTransactions();
       const busy = hop!.busy(HOP_QUIET_MS);
@@ -248,7 +277,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
       report({ inv: '3', kind: 'log-line-after-settling', detail: `${ledger!.unknownLogLines} message log line(s) for no transaction of the current batch` });
       ledger!.unknownLogLines = 0;
     }
-    const messages = await target.metric('mailveil_messages_total');
+    const messages = dead ? undefined : await metric('mailveil_messages_total');
     if (messages !== undefined && messages !== ledger!.loggedMessages) {
       report({ inv: '3', kind: 'messages-total-differs-from-log-lines', detail: `mailveil_messages_total = ${messages}, message log lines = ${ledger!.loggedMessages}` });
       ledger!.loggedMessages = messages;
@@ -272,6 +301,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     for (let seq = 0; seq < iterations.length; seq++) {
       const { i, rep } = iterations[seq];
       if (o.stopAfter && total >= o.stopAfter) break;
+      if (!checkAlive()) break;
       while (active.size >= concurrency) await Promise.race(active);
       const p = runSession(i, seq, rep).finally(() => {
         active.delete(p);

@@ -120,6 +120,10 @@ export interface SessionOutcome {
   slowNotCut?: string;
   /** Envelope commands with a bare CR (or another control character) that got a 2xx instead of 501. */
   controlAccepted?: string[];
+  /** The connection was refused (nothing listening). */
+  refused?: boolean;
+  /** The server closed the connection before sending anything at all. */
+  noGreeting?: boolean;
   trace: string[];
 }
 

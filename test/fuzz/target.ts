@@ -112,6 +112,8 @@ export interface Target {
   /** The sum of a metric's samples, or undefined if mailveil does not export it. */
   metric(name: string): Promise<number | undefined>;
   spoolFiles(): string[];
+  /** Set once a spawned mailveil has exited on its own: how, and the end of its stderr. */
+  exited(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -183,6 +185,13 @@ async function spawnTarget(dir: string, configFile: string, rulesDir: string, st
   }
   const pseudonyms = Pseudonymiser.fromStateDir(stateDir);
   let errors: string[] = [];
+  let stopping = false;
+  let exit: string | undefined;
+  void mv.exited.then(({ code, signal }) => {
+    if (stopping) return;
+    const out = mv.rawLines().slice(-5).join(' | ');
+    exit = `mailveil (pid ${mv.pid}) exited with ${signal ? `signal ${signal}` : `code ${code}`}; stderr: ${mv.stderr().slice(-1500) || '(empty)'}${out ? `; non-JSON stdout: ${out.slice(-500)}` : ''}`;
+  });
   const take = () => {
     const lines = mv.logs().splice(0);
     const out: MessageLog[] = [];
@@ -209,7 +218,9 @@ async function spawnTarget(dir: string, configFile: string, rulesDir: string, st
       return sumMetric(await httpText(mv.metricsPort, '/metrics'), name);
     },
     spoolFiles: () => spoolOf(stateDir),
+    exited: () => exit,
     async stop() {
+      stopping = true;
       try {
         await mv.stop('SIGTERM', 20_000);
       } finally {
@@ -262,6 +273,7 @@ async function inprocTarget(dir: string, configFile: string, rulesDir: string, s
       return v.values.reduce((a, s) => a + s.value, 0);
     },
     spoolFiles: () => spoolOf(stateDir),
+    exited: () => undefined,
     async stop() {
       try {
         await service.drain();
