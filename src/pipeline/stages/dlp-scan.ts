@@ -7,10 +7,10 @@
  * Content that could not be decoded, or hit a limit, is marked unscannable
  * (guarantee 5); parts that are not text are counted as not extracted.
  */
-import { TextExtraction, type PartInfo, type TextSink } from '../mime/extract';
-import { PartScanner } from '../rules/scanner';
-import type { Analyzer } from './stage';
-import type { MessageContext } from './context';
+import { TextExtraction, type PartInfo, type TextSink } from '../../mime/extract';
+import { PartScanner } from '../../rules/scanner';
+import type { Analyzer } from '../stage';
+import type { MessageContext } from '../context';
 
 /** Decoded text per part beyond which the part counts as unscannable. */
 export const MAX_PART_TEXT = 32 * 1024 * 1024;
