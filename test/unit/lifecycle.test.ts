@@ -196,3 +196,14 @@ test('the log line and the audit event carry no address, only pseudonyms', async
   assert.doesNotMatch(text, /example\.(com|org)/);
   assert.doesNotMatch(text, /4111/);
 });
+
+test('rule hits are counted under the action of the rule set the message was judged by, whatever is live by then', async () => {
+  const r = await run(CARD, () => OK);
+  // The services hold no rule set at all: the count step can only read ctx.rules.
+  assert.equal('rules' in r.m.services, false);
+  const hits = (await r.m.services.metrics.ruleHits.get()).values;
+  assert.deepEqual(
+    hits.map((v) => [v.labels.rule, v.labels.action, v.value]),
+    [['card-redact', 'redact', 1]],
+  );
+});
