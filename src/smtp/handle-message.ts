@@ -100,10 +100,10 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
     // smtp-server tells onClose a moment later, so mark it here.
     if (stream.destroyed && !stream.readableEnded) st.gone.abort();
     if (st.gone.signal.aborted) {
-      outcome = { verdict: 'aborted', aborted: true, error: replyError('NEXT_HOP_LOST') };
+      outcome = { verdict: 'aborted', aborted: true, error: replyError('MV_NEXT_HOP_LOST') };
     } else {
       rt.log.error({ id: ctx.id, err: errorFields(err) }, 'message handling failed');
-      outcome = { verdict: 'error', error: replyError('INTERNAL') };
+      outcome = { verdict: 'error', error: replyError('MV_INTERNAL') };
     }
   } finally {
     spool.destroy();
@@ -182,7 +182,7 @@ async function runMessage(
     st.deadline = 'client_data_rate';
     rt.metrics.deadlines.inc({ deadline: 'client_data_rate' });
     rt.log.info({ event: 'deadline', deadline: 'client_data_rate', id: ctx.id }, 'client too slow in DATA; session closed');
-    const r = replyError('CLIENT_TIMEOUT');
+    const r = replyError('MV_CLIENT_TIMEOUT');
     hooks.kick(r.responseCode, r.message);
   });
   const t1 = now();
@@ -193,11 +193,11 @@ async function runMessage(
     deadline.stop();
     timings.set('pass1', now() - t1);
   }
-  if (pass1.tooBig) return { verdict: 'too_big', error: replyError('TOO_BIG') };
+  if (pass1.tooBig) return { verdict: 'too_big', error: replyError('MV_TOO_BIG') };
   if (pass1.failure) {
     const code = (pass1.failure as NodeJS.ErrnoException).code;
     rt.log.error({ id: ctx.id, err: errorFields(pass1.failure) }, 'pass 1 failed; the message is not accepted');
-    return { verdict: 'error', error: replyError(code === 'ENOSPC' || code === 'EDQUOT' ? 'NO_SPACE' : 'INTERNAL') };
+    return { verdict: 'error', error: replyError(code === 'ENOSPC' || code === 'EDQUOT' ? 'MV_NO_SPACE' : 'MV_INTERNAL') };
   }
   try {
     const header = await readHeaderBlock(spool.read(), rt.config.limits.max_header_size);
@@ -211,18 +211,18 @@ async function runMessage(
   for (const reason of ctx.unscannable) rt.metrics.unscannable.inc({ reason });
   if (ctx.notExtracted) rt.metrics.unscannable.inc({ reason: 'not_extracted' }, ctx.notExtracted);
   // Nothing is committed anywhere for a client that has already left.
-  if (st.gone.signal.aborted) return { verdict: 'aborted', aborted: true, error: replyError('NEXT_HOP_LOST') };
+  if (st.gone.signal.aborted) return { verdict: 'aborted', aborted: true, error: replyError('MV_NEXT_HOP_LOST') };
 
   switch (ctx.verdict.action) {
     case 'reject':
-      return { verdict: 'reject', error: ruleReply(ctx.verdict.reply, 'POLICY_REJECT') };
+      return { verdict: 'reject', error: ruleReply(ctx.verdict.reply, 'MV_POLICY_REJECT') };
     case 'tempfail':
-      return { verdict: 'tempfail', error: ruleReply(ctx.verdict.reply, 'POLICY_TEMPFAIL') };
+      return { verdict: 'tempfail', error: ruleReply(ctx.verdict.reply, 'MV_POLICY_TEMPFAIL') };
     case 'quarantine':
       return hold(rt, ctx, spool, session, people);
   }
   // A header we cannot see whole cannot be anonymised: never deliver it.
-  if (ctx.unscannable.includes(HEADER_SIZE_REASON)) return { verdict: 'too_big', error: replyError('HEADER_TOO_BIG') };
+  if (ctx.unscannable.includes(HEADER_SIZE_REASON)) return { verdict: 'too_big', error: replyError('MV_HEADER_TOO_LARGE') };
   return deliver(rt, ctx, spool, session, st, timings, people);
 }
 
@@ -295,7 +295,7 @@ async function hold(rt: Runtime, ctx: MessageContext, spool: Spool, session: SMT
   } catch (err) {
     rt.log.error({ id: ctx.id, err: errorFields(err) }, 'quarantine write failed');
     const code = (err as NodeJS.ErrnoException).code;
-    return { verdict: 'error', error: replyError(code === 'ENOSPC' || code === 'EDQUOT' ? 'NO_SPACE' : 'QUARANTINE_UNAVAILABLE') };
+    return { verdict: 'error', error: replyError(code === 'ENOSPC' || code === 'EDQUOT' ? 'MV_NO_SPACE' : 'MV_QUARANTINE_UNAVAILABLE') };
   }
   rt.metrics.quarantineMessages.inc();
   return { verdict: 'quarantine', text: `2.0.0 Ok: held in quarantine as ${ctx.id}` };
@@ -306,7 +306,7 @@ async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, session: 
   const verdict = ctx.verdict.action;
   if (!hop?.usable || st.accepted === 0) {
     if (hop?.failureCause) rt.hopEvents.failure(hop.failureCause, 'DATA');
-    return { verdict: 'error', error: replyError('NEXT_HOP_LOST') };
+    return { verdict: 'error', error: replyError('MV_NEXT_HOP_LOST') };
   }
   const t2 = now();
   let reply: Reply;
@@ -316,7 +316,7 @@ async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, session: 
   } catch (err) {
     const e = err instanceof NextHopError ? err : new NextHopError('aborted', (err as Error).message, { cause: err });
     rt.hopEvents.failure(e, 'DATA');
-    if (e.kind === 'client_gone') return { verdict: 'aborted', aborted: true, error: replyError('NEXT_HOP_LOST') };
+    if (e.kind === 'client_gone') return { verdict: 'aborted', aborted: true, error: replyError('MV_NEXT_HOP_LOST') };
     rt.metrics.nextHopReplies.inc({ class: e.kind === 'timeout' || e.kind === 'write_timeout' ? 'timeout' : 'connection' });
     if (e.kind === 'aborted') {
       rt.log.error({ id: ctx.id, err: { message: e.message } }, 'pass 2 failed; next hop transaction aborted');
@@ -326,9 +326,9 @@ async function deliver(rt: Runtime, ctx: MessageContext, spool: Spool, session: 
         rt.metrics.unscannable.inc({ reason: 'redact_failed' });
         return hold(rt, ctx, spool, session, people);
       }
-      return { verdict: 'error', error: replyError('INTERNAL') };
+      return { verdict: 'error', error: replyError('MV_INTERNAL') };
     }
-    return { verdict: 'error', error: replyError(e.kind === 'timeout' || e.kind === 'write_timeout' ? 'NEXT_HOP_TIMEOUT' : 'NEXT_HOP_LOST') };
+    return { verdict: 'error', error: replyError(e.kind === 'timeout' || e.kind === 'write_timeout' ? 'MV_NEXT_HOP_TIMEOUT' : 'MV_NEXT_HOP_LOST') };
   } finally {
     timings.set('pass2', now() - t2);
   }
