@@ -58,7 +58,7 @@ export const CATALOGUE = {
   MV_NEXT_HOP_LOST: { summary: 'the next-hop connection failed or closed mid-transaction', ...reply(451, '4.4.2', 'Next hop connection lost, try again later') },
   MV_INTERNAL: { summary: 'anything unexpected while filtering (a bug): the client retries', ...reply(451, '4.3.0', 'Internal error while filtering, try again later') },
   MV_NO_SPACE: { summary: 'the spool or quarantine file system is full (ENOSPC, EDQUOT)', ...reply(452, '4.3.1', 'Insufficient system storage, try again later') },
-  MV_CLIENT_TIMEOUT: { summary: 'the client sent too slowly (`timeouts.client_idle`, `timeouts.client_data_rate`)', ...reply(421, '4.4.2', 'Error: timeout exceeded') },
+  MV_CLIENT_TIMEOUT: { summary: 'the client sent DATA slower than `timeouts.client_min_data_rate` once `timeouts.client_idle` had passed', ...reply(421, '4.4.2', 'Error: timeout exceeded') },
   MV_ENVELOPE_SYNTAX: { summary: 'a control character in MAIL FROM or RCPT TO', ...reply(501, '5.5.2', 'Syntax error: control character in command') },
   MV_SMTPUTF8_REQUIRED: { summary: 'the message needs SMTPUTF8 and the next hop does not offer it', ...reply(553, '5.6.7', 'SMTPUTF8 is required, but was not offered by the next hop') },
   MV_SHUTTING_DOWN: { summary: 'mailveil is draining (SIGTERM): idle sessions, new MAIL, and what is still open at `timeouts.drain`', ...reply(421, '4.3.2', 'Service shutting down, try again later') },
