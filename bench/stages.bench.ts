@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../src/config/load';
 import { loadRuleSet } from '../src/rules/load';
 import { newContext, type MessageContext } from '../src/pipeline/context';
-import { PIPELINE } from '../src/pipeline/order';
+import { PIPELINE } from '../src/pipeline/lifecycle';
 import { AnalysisStream } from '../src/pipeline/run';
 import { Spool } from '../src/pipeline/spool';
 import { Pseudonymiser } from '../src/observability/pseudonym';

@@ -35,7 +35,7 @@ import { createSmtpServer } from './smtp/server';
 import { checkAdminBind, describeAdmin, startAdminServer, type AdminServer } from './admin/server';
 import { cleanExports } from './admin/routes';
 import { cleanStaleSpool } from './pipeline/spool';
-import { describePipeline } from './pipeline/order';
+import { describePipeline } from './pipeline/lifecycle';
 import type { Runtime } from './runtime';
 import { nextHopOptions } from './smtp/next-hop';
 import { nextHopReport } from './smtp/next-hop-report';

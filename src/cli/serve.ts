@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { prepareStateDir } from '../config/state-dir';
 import { RuleSetError, formatRuleError } from '../rules/load';
-import { describePipeline } from '../pipeline/order';
+import { describeLifecycle } from '../pipeline/lifecycle';
 import { Service } from '../service';
 import { UserError } from './errors';
 import { sep } from 'node:path';
@@ -30,7 +30,7 @@ export function registerServe(program: Command): void {
     .option('--print-pipeline', 'print the stage order and exit')
     .action(async (o) => {
       if (o.printPipeline) {
-        process.stdout.write(describePipeline().join('\n') + '\n');
+        process.stdout.write(describeLifecycle().join('\n') + '\n');
         return;
       }
       const { config } = loadInstanceConfig(o.config, {

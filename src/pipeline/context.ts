@@ -7,6 +7,7 @@ import type { Config } from '../config/load';
 import type { RuleSet, Action } from '../rules/types';
 import type { Pseudonymiser } from '../observability/pseudonym';
 import { EXTRACT_REASONS } from '../mime/types';
+import type { QuarantineEnvelope } from '../quarantine/meta';
 
 /**
  * Every `reason` of mailveil_unscannable_total and of a held message's
@@ -56,6 +57,18 @@ export interface MessageContext {
    * `verdict.action` tells the other stages to do.
    */
   released?: { rules: string[] };
+  /**
+   * The envelope as received (addresses, parameters, the original client), or
+   * undefined where there is none (`rules test`, a release). Only the
+   * quarantine's encrypted metadata stores it; logs get pseudonyms.
+   */
+  envelope?: QuarantineEnvelope;
+  /** The subject index (sar/subjects.ts): envelope tokens, plus the header's once pass 1 ends. */
+  subjects: string[];
+  /** The header's addresses could not be read: the index holds the envelope's only. */
+  subjectsPartial?: boolean;
+  /** Postfix's queue id from XFORWARD IDENT, for the log line and the audit event. */
+  queueId?: string;
 }
 
 export function newContext(id: string, config: Config, rules: RuleSet, pseudonyms: Pseudonymiser): MessageContext {
@@ -71,5 +84,6 @@ export function newContext(id: string, config: Config, rules: RuleSet, pseudonym
     notExtracted: 0,
     findings: [],
     verdict: { action: 'pass', rules: [] },
+    subjects: [],
   };
 }

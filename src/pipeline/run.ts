@@ -9,7 +9,7 @@
  */
 import { finished } from 'node:stream/promises';
 import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { PIPELINE } from './order';
+import { PIPELINE } from './lifecycle';
 import type { MessageContext } from './context';
 import type { ByteAnalysis } from './stage';
 import type { Spool } from './spool';

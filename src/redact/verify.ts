@@ -19,10 +19,9 @@ import { buildCompiled, type CompiledRule } from '../rules/compile';
 import { RedactionError } from './error';
 
 const ALL_SCOPES = new Set(['subject', 'headers', 'body', 'attachments'] as const);
-const LIMITS = { maxMimeDepth: 32, maxParts: 1000, maxHeaderSize: 256 * 1024, maxPartText: 64 * 1024 * 1024 };
 
-/** How many values of `rules` pass 1 would still find in this part (header block + body). */
-export async function remainingMatches(header: Buffer, body: Buffer, rules: readonly CompiledRule[]): Promise<number> {
+/** How many values of `rules` pass 1 would still find in this part (header block + body), read under pass 1's `limits`. */
+export async function remainingMatches(header: Buffer, body: Buffer, rules: readonly CompiledRule[], limits: ExtractLimits): Promise<number> {
   const compiled = buildCompiled(rules.map((r) => ({ ...r, scope: ALL_SCOPES })));
   let found = 0;
   const scanners = new Map<string, PartScanner>();
@@ -44,7 +43,7 @@ export async function remainingMatches(header: Buffer, body: Buffer, rules: read
     notExtracted() {},
   };
   const message = Buffer.concat([header, body]);
-  await pipeline(Readable.from([message], { objectMode: false }), new MimeTextExtractor(sink, LIMITS), new Writable({ write: (_c, _e, cb) => cb() }));
+  await pipeline(Readable.from([message], { objectMode: false }), new MimeTextExtractor(sink, limits), new Writable({ write: (_c, _e, cb) => cb() }));
   for (const s of scanners.values()) s.end();
   return found;
 }

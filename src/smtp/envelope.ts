@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { smtpReplyOf, type ReplyCode } from '../errors';
 import { encodeXtext } from './xtext';
+import type { QuarantineEnvelope, SmtpParams } from '../quarantine/meta';
 
 const MAIL_PARAMS: [param: string, extension: string, xtext: boolean][] = [
   ['SIZE', 'SIZE', false],
@@ -122,4 +123,31 @@ export function xforwardCommands(attrs: Map<string, unknown>, announced: string 
   }
   if (line !== 'XFORWARD') lines.push(line);
   return lines;
+}
+
+const MAIL_PARAM_NAMES = ['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID'];
+const RCPT_PARAM_NAMES = ['NOTIFY', 'ORCPT'];
+
+function keepParams(args: unknown, names: string[]): SmtpParams {
+  const out: SmtpParams = {};
+  const a = (args && typeof args === 'object' ? args : {}) as Record<string, unknown>;
+  for (const n of names) {
+    const v = a[n];
+    if (v === true || (typeof v === 'string' && !/[\r\n]/.test(v))) out[n] = v;
+  }
+  return out;
+}
+
+/** The envelope as received, for `quarantine release` (stored only inside the encrypted metadata). */
+export function heldEnvelope(session: SMTPServerSession): QuarantineEnvelope {
+  const env = session.envelope;
+  const client: Record<string, string | false> = {};
+  for (const [k, v] of clientAttributes(session)) client[k] = v === false || v === undefined || v === null || v === '' ? false : String(v);
+  return {
+    from: env.mailFrom ? env.mailFrom.address : '',
+    rcpts: env.rcptTo.map((r) => r.address),
+    params: env.mailFrom ? keepParams(env.mailFrom.args, MAIL_PARAM_NAMES) : {},
+    rcptParams: env.rcptTo.map((r) => keepParams(r.args, RCPT_PARAM_NAMES)),
+    client,
+  };
 }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { anonymiseHeaders } from '../../src/pipeline/anonymise-headers';
+import { anonymiseHeaders } from '../../src/pipeline/stages/anonymise-headers';
 import { newContext } from '../../src/pipeline/context';
 import { Pseudonymiser } from '../../src/observability/pseudonym';
 import type { HeaderPolicy, RuleSet } from '../../src/rules/types';

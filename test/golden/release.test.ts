@@ -29,8 +29,8 @@ import { scan, ruleSetFromYaml } from '../helpers/dlp';
 import { TEST_DIR } from '../helpers/paths';
 import { loadConfig } from '../../src/config/load';
 import { Pseudonymiser } from '../../src/observability/pseudonym';
-import { anonymiseHeaderBlock } from '../../src/pipeline/anonymise-headers';
-import { verdictHeaderValue } from '../../src/pipeline/verdict-header';
+import { anonymiseHeaderBlock } from '../../src/pipeline/stages/anonymise-headers';
+import { verdictHeaderValue } from '../../src/pipeline/stages/verdict-header';
 import { releaseContext, releasedStream, trialRun, ReleaseRewriteError } from '../../src/release/rewrite';
 import type { RuleSet } from '../../src/rules/types';
 

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config/load';
 import { loadRuleSet } from '../../src/rules/load';
 import { newContext, type MessageContext } from '../../src/pipeline/context';
 import { analyse } from '../../src/pipeline/run';
-import { redact } from '../../src/pipeline/redact';
+import { redact } from '../../src/pipeline/stages/redact';
 import { Pseudonymiser } from '../../src/observability/pseudonym';
 import { DETECTORS } from '../../src/detectors';
 import type { RuleSet } from '../../src/rules/types';

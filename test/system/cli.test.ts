@@ -38,14 +38,23 @@ test('no command prints the usage to stderr and exits 2; `help` still exits 0', 
   assert.match(help.out, /^Usage: mailveil/);
 });
 
-test('serve --print-pipeline prints the stage order', () => {
+test('serve --print-pipeline prints the whole lifecycle: passes, steps with their branches, after steps, outcomes', () => {
   const r = run('serve', '--print-pipeline');
   assert.equal(r.code, 0);
-  assert.deepEqual(r.out.trim().split('\n'), [
-    'pass 1: client -> header-scan -> dlp-scan -> spool',
+  const lines = r.out.trim().split('\n');
+  assert.deepEqual(lines.slice(0, 4), [
+    'pass 1: client -> header-scan -> dlp-scan -> subject-index -> spool',
     'decide: decide',
     'pass 2: spool -> redact -> anonymise-headers -> verdict-header -> smtp-encode -> next-hop',
+    'steps:',
   ]);
+  const step = (name: string) => lines.find((l) => l.startsWith(`  ${name}: `)) ?? '';
+  assert.match(step('route'), /=> hold \| deliver \| end:policy_reject \| end:policy_tempfail \| end:header_too_big/);
+  // A failed redaction moves deliver -> hold.
+  assert.match(step('deliver'), /=> hold \| end:delivered \| end:next_hop_refused/);
+  assert.ok(lines.includes('after: count -> log -> audit'));
+  assert.ok(lines.includes('  too_big: MV_TOO_BIG'));
+  assert.ok(lines.includes("  next_hop_refused: the next hop's 5xx, unchanged"));
 });
 
 test('a bad config or flag is one line naming the key, exit 1', () => {

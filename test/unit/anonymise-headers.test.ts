@@ -7,7 +7,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { anonymiseHeaderBlock, anonymiseHeaders } from '../../src/pipeline/anonymise-headers';
+import { anonymiseHeaderBlock, anonymiseHeaders } from '../../src/pipeline/stages/anonymise-headers';
 import { HeaderBlockTransform } from '../../src/pipeline/header-block';
 import { newContext } from '../../src/pipeline/context';
 import { Pseudonymiser } from '../../src/observability/pseudonym';

@@ -1,7 +1,7 @@
 /* Verdict precedence and fail-closed handling of unscannable content. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decideVerdict } from '../../src/pipeline/decide';
+import { decideVerdict } from '../../src/pipeline/stages/decide';
 import { newContext } from '../../src/pipeline/context';
 import { loadConfig } from '../../src/config/load';
 import { Pseudonymiser } from '../../src/observability/pseudonym';

@@ -37,7 +37,7 @@ import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadRuleSet } from '../../src/rules/load';
-import { RedactionError } from '../../src/pipeline/redact';
+import { RedactionError } from '../../src/pipeline/stages/redact';
 import type { MessageContext } from '../../src/pipeline/context';
 import type { RuleSet } from '../../src/rules/types';
 import { scan, redacted, ruleSetFromYaml, everyDetectorRedacts } from '../helpers/dlp';

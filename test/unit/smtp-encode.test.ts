@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { SmtpEncoder } from '../../src/pipeline/smtp-encode';
+import { SmtpEncoder } from '../../src/pipeline/stages/smtp-encode';
 
 async function encode(input: Buffer, chunk = input.length || 1): Promise<string> {
   const parts: Buffer[] = [];

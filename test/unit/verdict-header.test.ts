@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { verdictHeader } from '../../src/pipeline/verdict-header';
+import { verdictHeader } from '../../src/pipeline/stages/verdict-header';
 import { newContext } from '../../src/pipeline/context';
 import { loadConfig } from '../../src/config/load';
 import { Pseudonymiser } from '../../src/observability/pseudonym';

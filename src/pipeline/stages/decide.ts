@@ -4,9 +4,9 @@
  * strongest action any fired rule asks for wins. Content that could not be
  * scanned takes the configured `unscannable` action, never "clean".
  */
-import type { Action } from '../rules/types';
-import type { Decider } from './stage';
-import type { MessageContext } from './context';
+import type { Action } from '../../rules/types';
+import type { Decider } from '../stage';
+import type { MessageContext } from '../context';
 
 export const PRECEDENCE: readonly Action[] = ['reject', 'tempfail', 'quarantine', 'redact', 'tag', 'monitor'];
 

@@ -20,14 +20,14 @@
  * Limits: hosts are looked for in Received fields and inside "<...>" of the
  * three msg-id fields only; other fields are kept or removed, never edited.
  */
-import type { HeaderPolicy } from '../rules/types';
-import type { Pseudonymiser } from '../observability/pseudonym';
-import type { Rewriter } from './stage';
-import { HeaderBlockTransform } from './header-block';
-import { compilePolicy } from '../headers/policy';
-import { splitFields, joinFields, fieldText, type Field } from '../headers/fields';
-import { planReceived } from '../headers/received-hosts';
-import { MSG_ID_FIELDS, internalHostKey, rewriteMsgIds } from '../headers/message-id';
+import type { HeaderPolicy } from '../../rules/types';
+import type { Pseudonymiser } from '../../observability/pseudonym';
+import type { Rewriter } from '../stage';
+import { HeaderBlockTransform } from '../header-block';
+import { compilePolicy } from '../../headers/policy';
+import { splitFields, joinFields, fieldText, type Field } from '../../headers/fields';
+import { planReceived } from '../../headers/received-hosts';
+import { MSG_ID_FIELDS, internalHostKey, rewriteMsgIds } from '../../headers/message-id';
 
 export function anonymiseHeaderBlock(block: Buffer, policy: HeaderPolicy, pseudonyms: Pseudonymiser): Buffer {
   const p = compilePolicy(policy);

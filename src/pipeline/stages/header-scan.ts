@@ -3,9 +3,9 @@
  * the message unscannable when the section exceeds limits.max_header_size,
  * because pass 2 could then not see the whole header to anonymise it.
  */
-import { HeaderEndFinder } from './header-block';
-import type { Analyzer, ByteAnalysis } from './stage';
-import type { MessageContext } from './context';
+import { HeaderEndFinder } from '../header-block';
+import type { Analyzer, ByteAnalysis } from '../stage';
+import type { MessageContext } from '../context';
 
 export const HEADER_SIZE_REASON = 'header_size';
 

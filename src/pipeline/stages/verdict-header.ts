@@ -6,9 +6,9 @@
  * cannot forge a verdict that a later filter would trust. The value carries
  * rule ids only, never a matched value.
  */
-import { HeaderBlockTransform } from './header-block';
-import type { Rewriter } from './stage';
-import type { MessageContext } from './context';
+import { HeaderBlockTransform } from '../header-block';
+import type { Rewriter } from '../stage';
+import type { MessageContext } from '../context';
 import { PassThrough } from 'node:stream';
 
 /**

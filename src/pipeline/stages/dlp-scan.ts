@@ -7,10 +7,10 @@
  * Content that could not be decoded, or hit a limit, is marked unscannable
  * (guarantee 5); parts that are not text are counted as not extracted.
  */
-import { TextExtraction, type PartInfo, type TextSink } from '../mime/extract';
-import { PartScanner } from '../rules/scanner';
-import type { Analyzer } from './stage';
-import type { MessageContext } from './context';
+import { TextExtraction, type ExtractLimits, type PartInfo, type TextSink } from '../../mime/extract';
+import { PartScanner } from '../../rules/scanner';
+import type { Analyzer } from '../stage';
+import type { MessageContext } from '../context';
 
 /** Decoded text per part beyond which the part counts as unscannable. */
 export const MAX_PART_TEXT = 32 * 1024 * 1024;
@@ -59,16 +59,13 @@ class ScanSink implements TextSink {
   }
 }
 
+/** The extraction limits of pass 1; redaction's re-checks use the same, so they read the message as pass 1 did. */
+export function scanLimits(limits: MessageContext['config']['limits']): ExtractLimits {
+  return { maxMimeDepth: limits.max_mime_depth, maxParts: limits.max_parts, maxHeaderSize: limits.max_header_size, maxPartText: MAX_PART_TEXT };
+}
+
 export const dlpScan: Analyzer = {
   name: 'dlp-scan',
   kind: 'analyzer',
-  create(ctx) {
-    const { limits } = ctx.config;
-    return new TextExtraction(new ScanSink(ctx), {
-      maxMimeDepth: limits.max_mime_depth,
-      maxParts: limits.max_parts,
-      maxHeaderSize: limits.max_header_size,
-      maxPartText: MAX_PART_TEXT,
-    });
-  },
+  create: (ctx) => new TextExtraction(new ScanSink(ctx), scanLimits(ctx.config.limits)),
 };

@@ -11,7 +11,7 @@
  * start of the next are one CRLF. Output size is at most 2x input.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import type { Rewriter } from './stage';
+import type { Rewriter } from '../stage';
 
 const CR = 0x0d;
 const LF = 0x0a;

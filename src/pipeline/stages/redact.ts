@@ -21,18 +21,19 @@ import * as stream from 'node:stream';
 import { Readable, Transform, type TransformCallback, PassThrough, type Duplex } from 'node:stream';
 import { Splitter, Joiner } from 'mailsplit';
 import libmime from 'libmime';
-import type { Rewriter } from './stage';
-import type { MessageContext } from './context';
-import type { CompiledRule } from '../rules/compile';
-import { partPath, HEADER_PART } from '../mime/paths';
-import { decodeTransfer, encodeTransfer, resolveCharset, decodeCharset, encodeCharset } from '../redact/codec';
-import { findRanges, applyRanges, redactText } from '../redact/find';
-import { redactHtml } from '../redact/html';
-import { redactFlowed } from '../redact/flowed';
-import { partKind } from '../mime/part-kind';
-import { remainingMatches, messageCheck } from '../redact/verify';
-import { MAX_PART_TEXT } from './dlp-scan';
-import { RedactionError } from '../redact/error';
+import type { Rewriter } from '../stage';
+import type { MessageContext } from '../context';
+import type { CompiledRule } from '../../rules/compile';
+import { partPath, HEADER_PART } from '../../mime/paths';
+import { decodeTransfer, encodeTransfer, resolveCharset, decodeCharset, encodeCharset } from '../../redact/codec';
+import { findRanges, applyRanges, redactText } from '../../redact/find';
+import { redactHtml } from '../../redact/html';
+import { redactFlowed } from '../../redact/flowed';
+import { partKind } from '../../mime/part-kind';
+import { remainingMatches, messageCheck } from '../../redact/verify';
+import { scanLimits } from './dlp-scan';
+import type { ExtractLimits } from '../../mime/extract';
+import { RedactionError } from '../../redact/error';
 
 export const MAX_REDACT_PART = 16 * 1024 * 1024;
 /** Part headers are parsed by mailsplit, whose parser is quadratic on hostile input: keep them small. */
@@ -50,6 +51,8 @@ interface Plan {
   parts: Map<string, CompiledRule[]>;
   /** Header pseudo-parts ("0", "2.0", ...) whose Subject holds a value to redact. */
   subjects: Map<string, CompiledRule[]>;
+  /** The limits pass 1 scanned with (dlp-scan.ts): every re-check reads the message as pass 1 did. */
+  limits: ExtractLimits;
 }
 
 function addRule(map: Map<string, CompiledRule[]>, key: string, rule: CompiledRule): void {
@@ -60,7 +63,7 @@ function addRule(map: Map<string, CompiledRule[]>, key: string, rule: CompiledRu
 
 function plan(ctx: MessageContext): Plan {
   const redactRules = new Map(ctx.rules.compiled.rules.filter((r) => r.def.action === 'redact').map((r) => [r.def.id, r]));
-  const p: Plan = { parts: new Map(), subjects: new Map() };
+  const p: Plan = { parts: new Map(), subjects: new Map(), limits: scanLimits(ctx.config.limits) };
   for (const f of ctx.findings) {
     const rule = redactRules.get(f.rule);
     if (!rule || !ctx.verdict.rules.includes(f.rule)) continue;
@@ -78,7 +81,7 @@ function plan(ctx: MessageContext): Plan {
 function subPlan(p: Plan, prefix: string): Plan {
   const cut = (m: Map<string, CompiledRule[]>) =>
     new Map([...m].filter(([k]) => k.startsWith(prefix + '.')).map(([k, v]) => [k.slice(prefix.length + 1), v]));
-  return { parts: cut(p.parts), subjects: cut(p.subjects) };
+  return { parts: cut(p.parts), subjects: cut(p.subjects), limits: p.limits };
 }
 
 const isEmpty = (p: Plan) => !p.parts.size && !p.subjects.size;
@@ -153,7 +156,7 @@ class RedactNodes extends Transform {
     this.current = undefined;
     const raw = Buffer.concat(chunks);
     const body = node.rfc822 ? await redactNested(node, raw, subPlan(this.p, path)) : redactBody(node, raw, rules, path);
-    if (!node.rfc822 && (await remainingMatches(node.getHeaders(), body, rules)) > 0) {
+    if (!node.rfc822 && (await remainingMatches(node.getHeaders(), body, rules, this.p.limits)) > 0) {
       throw new RedactionError(`part ${path}: a value pass 1 can see survived redaction`);
     }
     this.push(node);
@@ -273,14 +276,7 @@ export const redact: Rewriter = {
       return new Transform({ transform: (_c, _e, cb) => cb(new RedactionError(reason)), flush: (cb) => cb(new RedactionError(reason)) });
     }
     if (isEmpty(p)) return new PassThrough();
-    const { limits } = ctx.config;
-    // The limits pass 1 scanned with (dlp-scan.ts), so the check reads the message as pass 1 did.
-    const check = messageCheck([...new Set([...p.parts.values(), ...p.subjects.values()].flat())], {
-      maxMimeDepth: limits.max_mime_depth,
-      maxParts: limits.max_parts,
-      maxHeaderSize: limits.max_header_size,
-      maxPartText: MAX_PART_TEXT,
-    });
-    return compose(redactStream(p, Math.min(MAX_PART_HEAD, limits.max_header_size)), ...check) as unknown as Transform;
+    const check = messageCheck([...new Set([...p.parts.values(), ...p.subjects.values()].flat())], p.limits);
+    return compose(redactStream(p, Math.min(MAX_PART_HEAD, ctx.config.limits.max_header_size)), ...check) as unknown as Transform;
   },
 };

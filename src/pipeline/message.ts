@@ -1,0 +1,78 @@
+/*
+ * What the lifecycle's steps work on: one message, the services it may use,
+ * and two ports the SMTP side provides (the client's data and the next-hop
+ * transaction). The steps never see smtp-server or a socket, so the same
+ * lifecycle can run behind another front end (LMTP, a release, a test).
+ */
+import type { Readable } from 'node:stream';
+import type { Config } from '../config/load';
+import type { Pseudonymiser } from '../observability/pseudonym';
+import type { Metrics } from '../observability/metrics';
+import type { Logger } from '../observability/log';
+import type { QuarantineStore } from '../quarantine/store';
+import type { AuditLog } from '../audit/log';
+import type { Reply } from '../smtp/reply';
+import type { MessageContext } from './context';
+import type { Spool } from './spool';
+import type { StageTimings } from './run';
+import type { Outcome, StepName } from './lifecycle';
+
+/** The process-wide services a step may use (a subset of the Runtime). */
+export interface Services {
+  config: Config;
+  pseudonyms: Pseudonymiser;
+  metrics: Metrics;
+  log: Logger;
+  quarantine: QuarantineStore;
+  audit: AuditLog;
+}
+
+/** How the next hop answered the transaction's DATA, or why it could not. */
+export type DeliveryResult =
+  | { ok: true; reply: Reply; bytes: number }
+  /**
+   * `unusable`: no open transaction to send on (the envelope failed
+   * downstream, or the connection died before DATA); `pass2`: a rewriter
+   * failed, so the transaction was aborted and `cause` says why.
+   */
+  | { ok: false; failure: 'unusable' | 'timeout' | 'lost' | 'client_gone' | 'pass2'; cause?: unknown };
+
+/** The next hop's open transaction for this message (the SMTP side owns the connection). */
+export interface Delivery {
+  send(body: Readable & AsyncIterable<Buffer>, signal: AbortSignal): Promise<DeliveryResult>;
+}
+
+/** The client side of the message. */
+export interface Client {
+  /** The message as the client sends it, up to its final dot. */
+  data: AsyncIterable<Buffer>;
+  /** Aborted when the client's connection closes. */
+  gone: AbortSignal;
+  /** Called with each chunk's size as it arrives (the DATA rate deadline). */
+  onBytes?(n: number): void;
+  /** Called once pass 1 has ended, however it ended. */
+  onReceived?(): void;
+  /** True once the client has left; checks the data stream too (smtp-server learns of a close late). */
+  hasGone(): boolean;
+  /** Facts for the log line and audit event: the client pseudonym, the envelope size, a deadline that fired. */
+  facts(): { client: string; rcptCount: number; deadline?: string };
+}
+
+export interface Message {
+  ctx: MessageContext;
+  services: Services;
+  client: Client;
+  delivery: Delivery;
+  spool: Spool;
+  timings: StageTimings;
+  /** Steps taken, in order: the log's debug trail and the `after` steps' view of what ran. */
+  trail: StepName[];
+  /** Set by `receive` when more than max_message_size arrived. */
+  tooBig: boolean;
+}
+
+/** Where a step goes next, or how the message ends. */
+export type StepResult = { next: StepName } | { end: Outcome };
+export type Step = (m: Message) => Promise<StepResult>;
+/** An `after` step: runs once per message whatever its outcome; must not throw. */
+export type AfterStep = (m: Message, outcome: Outcome) => Promise<void>;

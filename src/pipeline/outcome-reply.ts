@@ -1,0 +1,67 @@
+/*
+ * The reply an outcome gives (lifecycle.ts, OUTCOMES), and the one-word
+ * `outcome` and `verdict` labels the log line, the audit event and
+ * messages_total carry. Replies never carry a matched value, an address or a
+ * host name; a passed-back next-hop reply is the next hop's own text.
+ */
+import { smtpReplyOf } from '../errors';
+import { formatReply } from '../smtp/reply';
+import { OUTCOMES, type Outcome } from './lifecycle';
+import type { MessageContext } from './context';
+
+export interface FinalReply {
+  code: number;
+  /** The text after the code, enhanced status code first. */
+  text: string;
+}
+
+export function replyFor(outcome: Outcome, ctx: MessageContext): FinalReply {
+  const src = OUTCOMES[outcome.kind].reply;
+  switch (src.from) {
+    case 'queued': {
+      const r = (outcome as Extract<Outcome, { kind: 'delivered' }>).reply;
+      return { code: 250, text: `2.0.0 Ok: queued as ${ctx.id}; next hop said: ${formatReply(r)}` };
+    }
+    case 'held':
+      return { code: 250, text: `2.0.0 Ok: held in quarantine as ${ctx.id}` };
+    case 'catalogue':
+      return smtpReplyOf(src.code);
+    case 'rule': {
+      // A rule's reply ("550 5.7.1 ..."), validated by the rule schema.
+      const written = (outcome as { ruleReply?: string }).ruleReply;
+      const m = written ? /^([45]\d\d) (.+)$/.exec(written) : null;
+      return m ? { code: Number(m[1]), text: m[2] } : smtpReplyOf(src.fallback);
+    }
+    case 'next-hop': {
+      const r = (outcome as Extract<Outcome, { kind: 'next_hop_refused' }>).reply;
+      const enhanced = r.enhanced ?? `${Math.floor(r.code / 100)}.0.0`;
+      return { code: r.code, text: `${enhanced} ${r.text}`.trim() };
+    }
+    case 'deferred': {
+      const r = (outcome as Extract<Outcome, { kind: 'next_hop_deferred' }>).reply;
+      const enhanced = r.enhanced?.startsWith('4.') ? r.enhanced : '4.4.0';
+      return { code: 451, text: `${enhanced} Next hop deferred the message: ${formatReply(r)}` };
+    }
+  }
+}
+
+/** The `verdict` label: messages_total's, the log line's and the audit event's. */
+export function verdictLabel(outcome: Outcome, ctx: MessageContext): string {
+  const v = OUTCOMES[outcome.kind].verdict;
+  return v === 'action' ? ctx.verdict.action : v;
+}
+
+/** The outcome in one word, as an operator reads it: aborted, rejected, deferred, quarantined, delivered, *_client_gone. */
+export function outcomeWord(outcome: Outcome, ctx: MessageContext, clientGone: boolean): string {
+  if (outcome.kind === 'client_gone') return 'aborted';
+  const { code } = replyFor(outcome, ctx);
+  if (code >= 500) return 'rejected';
+  if (code >= 400) return 'deferred';
+  const base = outcome.kind === 'held' ? 'quarantined' : 'delivered';
+  return clientGone ? `${base}_client_gone` : base;
+}
+
+/** The next hop's reply, if the outcome has one. */
+export function nextHopReplyOf(outcome: Outcome): { code: number; enhanced?: string; text: string } | undefined {
+  return 'reply' in outcome ? outcome.reply : undefined;
+}

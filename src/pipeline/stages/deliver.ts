@@ -1,0 +1,53 @@
+/*
+ * Step `deliver`: pass 2 streams the spooled original through the rewriters
+ * into the next hop's open transaction (message.ts, Delivery). Its reply to
+ * the final "." becomes ours: 250 only after its 250, its 5xx passed back
+ * unchanged, anything else a 451 (lifecycle.ts, OUTCOMES). A value that
+ * could not be redacted must not leave: the transaction is aborted and the
+ * original is held instead (deliver -> hold).
+ */
+import { pass2Stream } from '../run';
+import { RedactionError } from '../../redact/error';
+import { replyClass } from '../../smtp/reply';
+import type { Step } from '../message';
+
+export const deliver: Step = async (m) => {
+  const { ctx, services } = m;
+  const start = process.hrtime.bigint();
+  let result;
+  try {
+    result = await m.delivery.send(pass2Stream(ctx, m.spool, m.timings), m.client.gone);
+  } finally {
+    m.timings.set('pass2', Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  const replies = services.metrics.nextHopReplies;
+  if (result.ok) {
+    services.metrics.bytes.inc({ direction: 'out' }, result.bytes);
+    const { reply } = result;
+    replies.inc({ class: replyClass(reply.code) });
+    if (reply.code >= 200 && reply.code < 300) return { end: { kind: 'delivered', reply } };
+    if (reply.code >= 500) return { end: { kind: 'next_hop_refused', reply } };
+    // 4xx, or a nonsense code: the client keeps the message and retries.
+    return { end: { kind: 'next_hop_deferred', reply } };
+  }
+  switch (result.failure) {
+    case 'unusable':
+      return { end: { kind: 'next_hop_lost' } };
+    case 'client_gone':
+      return { end: { kind: 'client_gone' } };
+    case 'timeout':
+      replies.inc({ class: 'timeout' });
+      return { end: { kind: 'next_hop_timeout' } };
+    case 'lost':
+      replies.inc({ class: 'connection' });
+      return { end: { kind: 'next_hop_lost' } };
+    case 'pass2':
+      replies.inc({ class: 'connection' });
+      services.log.error({ id: ctx.id, err: { message: (result.cause as Error)?.message } }, 'pass 2 failed; next hop transaction aborted');
+      if (result.cause instanceof RedactionError) {
+        ctx.unscannable.push('redact_failed');
+        return { next: 'hold' };
+      }
+      return { end: { kind: 'internal' } };
+  }
+};
