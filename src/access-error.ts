@@ -14,6 +14,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { MvCode } from './errors';
 
 /** What mailveil was doing to the path: the verb of the message. */
 export type AccessOp = 'read' | 'write' | 'create' | 'list' | 'remove' | 'open' | 'rename' | 'change mode of' | 'inspect';
@@ -53,7 +54,7 @@ const SYSCALL_OPS: Record<string, AccessOp> = {
 };
 
 export class AccessError extends Error {
-  readonly code = 'MV_ACCESS';
+  readonly code: MvCode = 'MV_ACCESS';
   constructor(
     message: string,
     readonly path: string,

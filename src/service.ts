@@ -100,7 +100,7 @@ export class Service {
 
   async start(): Promise<void> {
     const { config, log } = this.rt;
-    // Before anything listens: an admin API beyond loopback needs TLS (MV_CONFIG, exit 1).
+    // Before anything listens: an admin API beyond loopback needs TLS (MV_ADMIN_BIND, exit 1).
     checkAdminBind(config);
     const stale = cleanStaleSpool(config.state_dir);
     if (stale) log.warn({ event: 'spool_cleanup', files: stale }, 'removed unreadable spool files left by an earlier process');
@@ -204,7 +204,7 @@ export class Service {
     log.info({ event: 'drain', connections: front?.server.connections.size ?? 0 }, 'draining');
     if (front) {
       const { server, sessions, kick } = front;
-      const bye = replyError('SHUTTING_DOWN');
+      const bye = replyError('MV_SHUTTING_DOWN');
       const deadline = Date.now() + config.timeouts.drain;
       let reported = false;
       await new Promise<void>((resolve) => {

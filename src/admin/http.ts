@@ -1,15 +1,25 @@
 /* Small JSON-over-HTTP helpers for the admin API. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { httpStatusOf, isMvCode, type MvCode } from '../errors';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * The error a route answers with: `{error: message, ...extra}`. Given a
+ * catalogue code, its status is the catalogue's; a bare number is for the
+ * routes' own checks (a bad filter, an unknown route).
+ */
 export class HttpError extends Error {
+  readonly status: number;
+  readonly code?: MvCode;
   constructor(
-    readonly status: number,
+    status: number | MvCode,
     message: string,
     readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
+    if (isMvCode(status)) this.code = status;
+    this.status = typeof status === 'number' ? status : httpStatusOf(this);
   }
 }
 
@@ -25,12 +35,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 /** Reads the body up to MAX_BODY_BYTES; parses it as one JSON object (empty body: {}). */
 export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw new HttpError('MV_API_BODY_TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`);
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     n += chunk.length;
-    if (n > MAX_BODY_BYTES) throw new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`);
+    if (n > MAX_BODY_BYTES) throw new HttpError('MV_API_BODY_TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
@@ -39,9 +49,9 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
   try {
     v = JSON.parse(text);
   } catch {
-    throw new HttpError(400, 'request body is not valid JSON');
+    throw new HttpError('MV_API_BAD_REQUEST', 'request body is not valid JSON');
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'request body must be a JSON object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError('MV_API_BAD_REQUEST', 'request body must be a JSON object');
   return v as Record<string, unknown>;
 }
 

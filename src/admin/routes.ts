@@ -77,18 +77,16 @@ async function version(): Promise<string> {
   return cachedVersion!;
 }
 
-/** Maps the errors of the functions the CLI shares to HTTP. */
+/**
+ * Maps the errors of the functions the CLI shares to HTTP, with the
+ * catalogue's status (src/errors.ts). These three are written to be shown
+ * (an id, a reply, never a value); anything else goes on to server.ts,
+ * which answers without its message.
+ */
 function toHttp(err: unknown): never {
   if (err instanceof HttpError) throw err;
-  if (isQuarantineError(err)) {
-    const status = err.code === 'MV_QUARANTINE_BAD_ID' ? 400 : err.code === 'MV_QUARANTINE_NOT_FOUND' ? 404 : 500;
-    throw new HttpError(status, err.message);
-  }
-  if (err instanceof ReleaseError) {
-    const status = err.kind === 'refused' || err.kind === 'next_hop' ? 502 : err.kind === 'busy' || err.kind === 'no_envelope' ? 409 : 500;
-    throw new HttpError(status, err.message, err.reply ? { code: err.reply.code, reply: formatReply(err.reply) } : {});
-  }
-  if (err instanceof SarError) throw new HttpError(409, err.message);
+  if (isQuarantineError(err) || err instanceof SarError) throw new HttpError(err.code, err.message);
+  if (err instanceof ReleaseError) throw new HttpError(err.code, err.message, err.reply ? { code: err.reply.code, reply: formatReply(err.reply) } : {});
   throw err;
 }
 

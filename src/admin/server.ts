@@ -11,7 +11,7 @@
  *    query); at most AUTH_FAIL_EVENTS_PER_MIN such events a minute, the
  *    rest are counted into the next one (`suppressed`).
  *  - Bind: a non-loopback `admin` without `admin_tls` is refused at start
- *    (checkAdminBind, an MV_CONFIG error: one line, exit 1).
+ *    (checkAdminBind, an MV_ADMIN_BIND error: one line, exit 1).
  *  - Limits: request bodies up to MAX_BODY_BYTES (413 beyond), the request
  *    must arrive within REQUEST_TIMEOUT_MS; one JSON object per body.
  *  - Errors are {error: "..."} with 400 (bad input), 401, 404 (unknown
@@ -29,6 +29,7 @@ import type { Config } from '../config/load';
 import { ADMIN_TOKEN_NAME, bearerMatches, ensureAdminToken } from './token';
 import { HttpError, sendJson } from './http';
 import { route, type AdminContext } from './routes';
+import { codeOf, httpStatusOf, type MvCode } from '../errors';
 export { MAX_BODY_BYTES } from './http';
 
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -38,7 +39,7 @@ export const ADMIN_ACTOR = tokenActor(ADMIN_TOKEN_NAME);
 export const UNKNOWN_ACTOR = tokenActor('unknown');
 
 export class AdminConfigError extends Error {
-  readonly code = 'MV_CONFIG';
+  readonly code: MvCode = 'MV_ADMIN_BIND';
 }
 
 /** True for 127.0.0.0/8, ::1 (and ::ffff:127.x) and the name localhost. */
@@ -50,7 +51,7 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-/** Throws an MV_CONFIG error when the admin API would listen beyond loopback without TLS. */
+/** Throws an MV_ADMIN_BIND error when the admin API would listen beyond loopback without TLS. */
 export function checkAdminBind(config: Pick<Config, 'admin' | 'admin_tls'>): void {
   if (!isLoopbackHost(config.admin.host) && !config.admin_tls) {
     throw new AdminConfigError(
@@ -105,7 +106,7 @@ export async function startAdminServer(ctx: AdminContext): Promise<AdminServer> 
     try {
       url = new URL(req.url ?? '/', 'http://admin.invalid');
     } catch {
-      sendJson(res, 400, { error: 'bad request target' });
+      sendJson(res, httpStatusOf({ code: 'MV_API_BAD_REQUEST' }), { error: 'bad request target' });
       return;
     }
     if (!bearerMatches(req.headers.authorization, token.digest)) {
@@ -113,7 +114,7 @@ export async function startAdminServer(ctx: AdminContext): Promise<AdminServer> 
       req.resume();
       void authFailed(method, url.pathname).then(() => {
         res.setHeader('www-authenticate', 'Bearer realm="mailveil-admin"');
-        sendJson(res, 401, { error });
+        sendJson(res, httpStatusOf({ code: 'MV_API_UNAUTHORIZED' }), { error });
       });
       return;
     }
@@ -126,7 +127,9 @@ export async function startAdminServer(ctx: AdminContext): Promise<AdminServer> 
       } else {
         const e = err as Error & { code?: string };
         log.error({ event: 'admin_error', method, path: auditPath(url.pathname), err: { message: e.message, code: e.code } }, 'admin request failed');
-        sendJson(res, 500, { error: e.code === 'MV_AUDIT' ? `audit log: ${e.message}` : 'internal error' });
+        // A catalogue code below 500 is the caller's to fix, and its message says how; anything else stays 'internal error'.
+        const status = httpStatusOf(err);
+        sendJson(res, status, { error: status < 500 ? e.message : codeOf(err) === 'MV_AUDIT' ? `audit log: ${e.message}` : 'internal error' });
       }
       if (unread) req.resume();
     });

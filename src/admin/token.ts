@@ -12,6 +12,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { accessError } from '../access-error';
+import type { MvCode } from '../errors';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 /** The token's name in audit events (actor `token:admin`). */
@@ -20,7 +21,7 @@ export const ADMIN_TOKEN_NAME = 'admin';
 export const MIN_TOKEN_LENGTH = 16;
 
 export class AdminTokenError extends Error {
-  readonly code = 'MV_CONFIG';
+  readonly code: MvCode = 'MV_ADMIN_TOKEN';
 }
 
 export interface AdminToken {

@@ -35,6 +35,7 @@ import { chmod, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ensurePrivateDir, fsyncDir, tempName } from '../quarantine/durable';
+import type { MvCode } from '../errors';
 
 export type AuditEventName = 'verdict' | 'release' | 'delete' | 'purge' | 'erase' | 'key_rotate' | 'auth_failed' | 'export';
 
@@ -62,7 +63,7 @@ const MAX_BATCH_BYTES = 256 * 1024;
 const MAX_DETAILS_DEPTH = 8;
 
 export class AuditError extends Error {
-  readonly code = 'MV_AUDIT';
+  readonly code: MvCode = 'MV_AUDIT';
 }
 
 export function auditDir(stateDir: string): string {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadRuleSet, RuleSetError, formatRuleError } from '../rules/load';
 import { gdprReport } from '../sar/report';
-import { UserError } from './main';
+import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 function version(): string {

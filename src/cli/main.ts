@@ -1,21 +1,19 @@
 /*
  * `mailveil` command line. Exit codes: 0 ok, 1 a user or config error with a
- * one-line message, 2 usage. Each subcommand lives in its own file.
+ * one-line message, 2 usage; which error is which is the catalogue's
+ * (src/errors.ts). Each subcommand lives in its own file.
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AccessError, describeAccess } from '../access-error';
+import { describeAccess } from '../access-error';
+import { catalogueEntry, exitCodeOf, isOperatorError } from '../errors';
 import { registerServe } from './serve';
 import { registerRules } from './rules';
 import { registerQuarantine } from './quarantine';
 import { registerKeys } from './keys';
 import { registerSar } from './sar';
 import { registerGdpr } from './gdpr';
-
-export class UserError extends Error {
-  readonly exitCode = 1;
-}
 
 function version(): string {
   return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
@@ -48,20 +46,20 @@ export async function main(argv: string[]): Promise<void> {
       // to stderr for a missing command (`mailveil`, `mailveil quarantine`): a usage error.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
       if (err.code === 'commander.help' && err.exitCode === 0) process.exit(0);
-      process.exit(2);
+      process.exit(catalogueEntry('MV_USAGE').exit);
     }
-    if (err instanceof UserError || err instanceof AccessError || (err as { code?: string }).code === 'MV_CONFIG') {
+    if (isOperatorError(err)) {
       process.stderr.write(`mailveil: ${(err as Error).message}\n`);
-      process.exit(1);
+      process.exit(exitCodeOf(err));
     }
     // A permission, read-only, full-disk or missing-directory error from any
     // file operation is the operator's to fix: one line naming the path.
     const access = describeAccess(err);
     if (access !== undefined) {
       process.stderr.write(`mailveil: ${access}\n`);
-      process.exit(1);
+      process.exit(catalogueEntry('MV_ACCESS').exit);
     }
     process.stderr.write(`mailveil: internal error: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
+    process.exit(exitCodeOf(err));
   }
 }

@@ -37,7 +37,7 @@ import { formatRuleError, loadRuleSet, RuleSetError } from '../rules/load';
 import type { RuleSet } from '../rules/types';
 import { Pseudonymiser } from '../observability/pseudonym';
 import { formatReply } from '../smtp/reply';
-import { UserError } from './main';
+import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 import { nextHopOptions } from '../smtp/next-hop';
 import { deleteEntry } from '../quarantine/delete';

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { newContext } from '../pipeline/context';
 import { analyse } from '../pipeline/run';
 import { Pseudonymiser } from '../observability/pseudonym';
-import { UserError } from './main';
+import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 const RULES_HELP = 'rules directory (default from config, else ./rules.d)';

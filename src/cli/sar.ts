@@ -22,7 +22,7 @@ import { exportSubject, SarError } from '../sar/export';
 import { findSubject, isEmpty, loadSubjectKeyer, type SubjectData, type SubjectMessage } from '../sar/find';
 import { SUBJECT_KIND } from '../sar/subjects';
 import { formatSize } from './quarantine';
-import { UserError } from './main';
+import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 interface CommonOptions {

@@ -8,7 +8,7 @@ import { prepareStateDir } from '../config/state-dir';
 import { RuleSetError, formatRuleError } from '../rules/load';
 import { describeLifecycle } from '../pipeline/lifecycle';
 import { Service } from '../service';
-import { UserError } from './main';
+import { UserError } from './errors';
 import { sep } from 'node:path';
 import { describeAccess } from '../access-error';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';

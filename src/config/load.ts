@@ -19,6 +19,7 @@ import { parseEndpoint, parseCidr, type Endpoint } from './address';
 import { parseSize, sizeFix } from './size';
 import { parseDuration, durationFix } from './duration';
 import type { Action } from '../rules/types';
+import type { MvCode } from '../errors';
 
 export interface Config {
   listen: Endpoint;
@@ -69,7 +70,7 @@ export const MIN_RETENTION_MS = 60_000;
 export type ConfigOverrides = Partial<Record<'listen' | 'next_hop' | 'rules_dir' | 'local_rules_dir' | 'state_dir' | 'metrics' | 'admin' | 'log_level', string>>;
 
 export class ConfigError extends Error {
-  readonly code = 'MV_CONFIG';
+  readonly code: MvCode = 'MV_CONFIG';
 }
 
 const FORMAT_HINTS: Record<string, string> = {

@@ -29,6 +29,7 @@ import { PSEUDONYM_KEY_FILE } from '../observability/pseudonym';
 import { SPOOL_DIR } from '../pipeline/spool';
 import { KEYS_DIR } from '../quarantine/keys';
 import { QUARANTINE_DIR } from '../quarantine/store';
+import type { MvCode } from '../errors';
 
 export const STATE_MARKER = 'state.json';
 export const STATE_FORMAT = 1;
@@ -55,9 +56,15 @@ export interface StateMarker {
   created: string;
 }
 
+/** The CLI prints either code as one line and exits 1 (see src/errors.ts). */
 export class StateDirError extends Error {
-  /** main() prints MV_CONFIG errors as one line and exits 1. */
-  readonly code = 'MV_CONFIG';
+  constructor(
+    message: string,
+    /** MV_STATE_DIR_FOREIGN: files of someone else's; the fix is another dir, or --init. */
+    readonly code: Extract<MvCode, 'MV_STATE_DIR' | 'MV_STATE_DIR_FOREIGN'> = 'MV_STATE_DIR',
+  ) {
+    super(message);
+  }
 }
 
 export type StateDirStatus =
@@ -189,6 +196,7 @@ function take(dir: string, status: StateDirStatus, init: boolean, now: () => Dat
         throw new StateDirError(
           `state_dir ${dir} already holds files mailveil did not create (${listNames(status.names)}); ` +
             `set state_dir to a new or empty directory, or pass --init if mailveil should really use this one`,
+          'MV_STATE_DIR_FOREIGN',
         );
       }
       writeMarker(dir, now());
@@ -207,6 +215,7 @@ export function checkStateDir(dir: string): void {
     throw new StateDirError(
       `state_dir ${dir} is not mailveil's (no ${STATE_MARKER}, and it holds ${listNames(status.names)}); ` +
         `name the instance with --config FILE (or MAILVEIL_CONFIG) or --state-dir DIR`,
+      'MV_STATE_DIR_FOREIGN',
     );
   }
 }

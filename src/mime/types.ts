@@ -70,15 +70,18 @@ export interface ExtractLimits {
  * that is not a field; line_size: a line too long to parse (split); decode_error:
  * the MIME parser gave up on the rest of the message.
  */
-export type UnscannableReason =
-  | 'bad_base64'
-  | 'bad_charset'
-  | 'bad_transfer_encoding'
-  | 'bad_multipart'
-  | 'bad_header'
-  | 'line_size'
-  | 'mime_depth'
-  | 'too_many_parts'
-  | 'part_size'
-  | 'header_size'
-  | 'decode_error';
+export const EXTRACT_REASONS = [
+  'bad_base64',
+  'bad_charset',
+  'bad_transfer_encoding',
+  'bad_multipart',
+  'bad_header',
+  'line_size',
+  'mime_depth',
+  'too_many_parts',
+  'part_size',
+  'header_size',
+  'decode_error',
+] as const;
+
+export type UnscannableReason = (typeof EXTRACT_REASONS)[number];

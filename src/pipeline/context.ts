@@ -6,7 +6,16 @@
 import type { Config } from '../config/load';
 import type { RuleSet, Action } from '../rules/types';
 import type { Pseudonymiser } from '../observability/pseudonym';
+import { EXTRACT_REASONS } from '../mime/types';
 import type { QuarantineEnvelope } from '../quarantine/meta';
+
+/**
+ * Every `reason` of mailveil_unscannable_total and of a held message's
+ * `reasons`: the extractor's, plus not_extracted (a binary part mailveil does
+ * not read) and redact_failed (a value pass 2 could not remove). The README
+ * lists each; test/unit/readme-coverage.test.ts checks it.
+ */
+export const UNSCANNABLE_REASONS = [...EXTRACT_REASONS, 'not_extracted', 'redact_failed'] as const;
 
 export interface Finding {
   rule: string;

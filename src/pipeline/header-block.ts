@@ -8,12 +8,13 @@
  * Each byte is looked at once, however the input is chunked.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import type { MvCode } from '../errors';
 
 const LF = 0x0a;
 const CR = 0x0d;
 
 export class HeaderTooLargeError extends Error {
-  readonly code = 'MV_HEADER_TOO_LARGE';
+  readonly code: MvCode = 'MV_HEADER_TOO_LARGE';
 }
 
 /** Incremental search for the empty line that ends a header section. */

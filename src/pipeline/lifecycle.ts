@@ -25,7 +25,7 @@ import { verdictHeader } from './stages/verdict-header';
 import { smtpEncode } from './stages/smtp-encode';
 import type { Analyzer, Decider, Rewriter } from './stage';
 import type { Reply } from '../smtp/reply';
-import type { ReplyName } from '../smtp/errors';
+import type { ReplyCode } from '../errors';
 
 /** The byte stages of each pass, in order. */
 export const PIPELINE: { pass1: readonly Analyzer[]; decide: readonly Decider[]; pass2: readonly Rewriter[] } = {
@@ -98,8 +98,8 @@ export type AfterName = keyof typeof AFTER;
 export type ReplySource =
   | { from: 'queued' }
   | { from: 'held' }
-  | { from: 'catalogue'; code: ReplyName }
-  | { from: 'rule'; fallback: ReplyName }
+  | { from: 'catalogue'; code: ReplyCode }
+  | { from: 'rule'; fallback: ReplyCode }
   | { from: 'next-hop' }
   | { from: 'deferred' };
 
@@ -107,19 +107,19 @@ export type ReplySource =
 export const OUTCOMES: Record<OutcomeKind, { reply: ReplySource; verdict: string | 'action' }> = {
   delivered: { reply: { from: 'queued' }, verdict: 'action' },
   held: { reply: { from: 'held' }, verdict: 'quarantine' },
-  policy_reject: { reply: { from: 'rule', fallback: 'POLICY_REJECT' }, verdict: 'reject' },
-  policy_tempfail: { reply: { from: 'rule', fallback: 'POLICY_TEMPFAIL' }, verdict: 'tempfail' },
-  too_big: { reply: { from: 'catalogue', code: 'TOO_BIG' }, verdict: 'too_big' },
-  header_too_big: { reply: { from: 'catalogue', code: 'HEADER_TOO_BIG' }, verdict: 'too_big' },
+  policy_reject: { reply: { from: 'rule', fallback: 'MV_POLICY_REJECT' }, verdict: 'reject' },
+  policy_tempfail: { reply: { from: 'rule', fallback: 'MV_POLICY_TEMPFAIL' }, verdict: 'tempfail' },
+  too_big: { reply: { from: 'catalogue', code: 'MV_TOO_BIG' }, verdict: 'too_big' },
+  header_too_big: { reply: { from: 'catalogue', code: 'MV_HEADER_TOO_LARGE' }, verdict: 'too_big' },
   next_hop_refused: { reply: { from: 'next-hop' }, verdict: 'error' },
   next_hop_deferred: { reply: { from: 'deferred' }, verdict: 'error' },
-  next_hop_lost: { reply: { from: 'catalogue', code: 'NEXT_HOP_LOST' }, verdict: 'error' },
-  next_hop_timeout: { reply: { from: 'catalogue', code: 'NEXT_HOP_TIMEOUT' }, verdict: 'error' },
-  no_space: { reply: { from: 'catalogue', code: 'NO_SPACE' }, verdict: 'error' },
-  quarantine_unavailable: { reply: { from: 'catalogue', code: 'QUARANTINE_UNAVAILABLE' }, verdict: 'error' },
-  internal: { reply: { from: 'catalogue', code: 'INTERNAL' }, verdict: 'error' },
+  next_hop_lost: { reply: { from: 'catalogue', code: 'MV_NEXT_HOP_LOST' }, verdict: 'error' },
+  next_hop_timeout: { reply: { from: 'catalogue', code: 'MV_NEXT_HOP_TIMEOUT' }, verdict: 'error' },
+  no_space: { reply: { from: 'catalogue', code: 'MV_NO_SPACE' }, verdict: 'error' },
+  quarantine_unavailable: { reply: { from: 'catalogue', code: 'MV_QUARANTINE_UNAVAILABLE' }, verdict: 'error' },
+  internal: { reply: { from: 'catalogue', code: 'MV_INTERNAL' }, verdict: 'error' },
   // Never sent: the client has gone. The catalogue entry is what a reply would have said.
-  client_gone: { reply: { from: 'catalogue', code: 'NEXT_HOP_LOST' }, verdict: 'aborted' },
+  client_gone: { reply: { from: 'catalogue', code: 'MV_NEXT_HOP_LOST' }, verdict: 'aborted' },
 };
 
 function describeReply(r: ReplySource): string {

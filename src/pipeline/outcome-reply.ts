@@ -4,7 +4,7 @@
  * messages_total carry. Replies never carry a matched value, an address or a
  * host name; a passed-back next-hop reply is the next hop's own text.
  */
-import { REPLIES } from '../smtp/errors';
+import { smtpReplyOf } from '../errors';
 import { formatReply } from '../smtp/reply';
 import { OUTCOMES, type Outcome } from './lifecycle';
 import type { MessageContext } from './context';
@@ -25,12 +25,12 @@ export function replyFor(outcome: Outcome, ctx: MessageContext): FinalReply {
     case 'held':
       return { code: 250, text: `2.0.0 Ok: held in quarantine as ${ctx.id}` };
     case 'catalogue':
-      return { code: REPLIES[src.code].code, text: REPLIES[src.code].text };
+      return smtpReplyOf(src.code);
     case 'rule': {
       // A rule's reply ("550 5.7.1 ..."), validated by the rule schema.
       const written = (outcome as { ruleReply?: string }).ruleReply;
       const m = written ? /^([45]\d\d) (.+)$/.exec(written) : null;
-      return m ? { code: Number(m[1]), text: m[2] } : { code: REPLIES[src.fallback].code, text: REPLIES[src.fallback].text };
+      return m ? { code: Number(m[1]), text: m[2] } : smtpReplyOf(src.fallback);
     }
     case 'next-hop': {
       const r = (outcome as Extract<Outcome, { kind: 'next_hop_refused' }>).reply;

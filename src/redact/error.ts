@@ -3,6 +3,8 @@
  * (or might survive). The SMTP side turns it into quarantine ('redact_failed'),
  * never into delivery.
  */
+import type { MvCode } from '../errors';
+
 export class RedactionError extends Error {
-  readonly code = 'MV_REDACT';
+  readonly code: MvCode = 'MV_REDACT';
 }

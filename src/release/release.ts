@@ -43,18 +43,32 @@ import { EnvelopeError, mailFromCommand, rcptToCommand, xforwardCommands } from 
 import { NextHopConnection, NextHopError, type NextHopOptions } from '../smtp/next-hop';
 import { formatReply, replyClass, replyStatus, type Reply } from '../smtp/reply';
 import { releaseContext, releasedStream, ReleaseRewriteError, rewriteFailure, trialRun, type ReleaseRewriteOptions } from './rewrite';
+import type { MvCode } from '../errors';
 
 /** `rewrite`: the released message could not be produced (redaction, header anonymisation); nothing was sent. */
 export type ReleaseFailure = 'no_envelope' | 'busy' | 'next_hop' | 'refused' | 'corrupt' | 'cleanup' | 'rewrite';
 
+/** Each failure has its own code, so the CLI and the admin API map it without looking at `kind`. */
+const RELEASE_CODES: Record<ReleaseFailure, MvCode> = {
+  no_envelope: 'MV_RELEASE_NO_ENVELOPE',
+  busy: 'MV_RELEASE_BUSY',
+  next_hop: 'MV_RELEASE_NEXT_HOP',
+  refused: 'MV_RELEASE_REFUSED',
+  corrupt: 'MV_RELEASE_CORRUPT',
+  cleanup: 'MV_RELEASE_CLEANUP',
+  // The same condition as the ReleaseRewriteError it wraps.
+  rewrite: 'MV_RELEASE_REWRITE',
+};
+
 export class ReleaseError extends Error {
-  readonly code = 'MV_RELEASE';
+  readonly code: MvCode;
   constructor(
     readonly kind: ReleaseFailure,
     message: string,
     readonly reply?: Reply,
   ) {
     super(message);
+    this.code = RELEASE_CODES[kind];
   }
 }
 

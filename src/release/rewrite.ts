@@ -29,6 +29,7 @@ import { HeaderTooLargeError } from '../pipeline/header-block';
 import { analyse, pass2FromSource } from '../pipeline/run';
 import { RedactionError } from '../redact/error';
 import type { RuleSet } from '../rules/types';
+import type { MvCode } from '../errors';
 
 export interface ReleaseRewriteOptions {
   config: Config;
@@ -42,7 +43,7 @@ export interface ReleaseRewriteOptions {
 
 /** Why the released message could not be produced; nothing was sent. */
 export class ReleaseRewriteError extends Error {
-  readonly code = 'MV_RELEASE_REWRITE';
+  readonly code: MvCode = 'MV_RELEASE_REWRITE';
 }
 
 /** The held original, read afresh (each pass decrypts and authenticates it again). */

@@ -9,6 +9,7 @@ import RE2 from 're2';
 import { DETECTORS, VALIDATORS } from '../detectors';
 import type { Detector } from '../detectors/types';
 import type { RuleDefinition } from './types';
+import type { MvCode } from '../errors';
 
 /** Default keyword window for custom patterns, in characters either side. */
 export const DEFAULT_WITHIN = 300;
@@ -69,6 +70,7 @@ export function maxBytes(source: string, flags: string, maxLength: number): numb
 }
 
 export class PatternError extends Error {
+  readonly code: MvCode = 'MV_RULE_PATTERN';
   constructor(
     readonly rule: RuleDefinition,
     readonly field: 'pattern' | 'detector' | 'validator' | 'replacement',

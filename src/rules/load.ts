@@ -24,6 +24,7 @@ import { ruleFileSchema } from './schema';
 import { parseCidr } from '../config/address';
 import type { HeaderPolicy, RuleDefinition, RuleLayer, RuleSet, RuleSource } from './types';
 import { buildCompiled, compileRule, PatternError, type CompiledRule } from './compile';
+import type { MvCode } from '../errors';
 
 export interface RuleLoadError {
   file: string;
@@ -34,7 +35,7 @@ export interface RuleLoadError {
 }
 
 export class RuleSetError extends Error {
-  readonly code = 'MV_RULES';
+  readonly code: MvCode = 'MV_RULES';
   constructor(readonly errors: RuleLoadError[]) {
     super(errors.map(formatRuleError).join('\n'));
   }

@@ -30,9 +30,10 @@ import type { QuarantineStore } from '../quarantine/store';
 import { eventsForSubject, type SubjectData } from './find';
 import { formatDuration } from './format';
 import { SUBJECT_FIELD_LABELS } from './subjects';
+import type { MvCode } from '../errors';
 
 export class SarError extends Error {
-  readonly code = 'MV_SAR';
+  readonly code: MvCode = 'MV_SAR';
 }
 
 export interface ExportOptions {

@@ -16,7 +16,7 @@
  */
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
-import { REPLIES } from './errors';
+import { smtpReplyOf } from '../errors';
 
 export interface ConnectionEvents {
   /** The client stayed silent for client_idle while it owed us input. */
@@ -46,7 +46,8 @@ SMTPConnection.prototype._onCommand = function (this: SMTPConnection, command: B
   const verb = (VERB.exec(line)?.[0] ?? '').toUpperCase();
   observers.get(this._server)?.command(this.session, verb || '(junk)');
   if ((verb === 'MAIL' || verb === 'RCPT') && CONTROL.test(line) && this._ready && !this._upgrading) {
-    this.send(REPLIES.ENVELOPE_SYNTAX.code, REPLIES.ENVELOPE_SYNTAX.text);
+    const r = smtpReplyOf('MV_ENVELOPE_SYNTAX');
+    this.send(r.code, r.text);
     // As smtp-server's own replies do: read on only once the client has
     // taken its replies, so a client that never reads cannot grow our buffer.
     this._whenWritable(callback ?? (() => false));

@@ -10,6 +10,7 @@
  */
 import { isIP } from 'node:net';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import { smtpReplyOf, type ReplyCode } from '../errors';
 import { encodeXtext } from './xtext';
 import type { QuarantineEnvelope, SmtpParams } from '../quarantine/meta';
 
@@ -28,12 +29,13 @@ const XFORWARD_ATTRS = ['NAME', 'ADDR', 'PORT', 'PROTO', 'HELO', 'IDENT', 'SOURC
 /** Postfix accepts XFORWARD lines of up to 512 bytes; stay well under. */
 const XFORWARD_LINE_MAX = 400;
 
+/** An envelope we cannot relay as received; its reply comes from the catalogue. */
 export class EnvelopeError extends Error {
-  constructor(
-    readonly responseCode: number,
-    message: string,
-  ) {
-    super(message);
+  readonly responseCode: number;
+  constructor(readonly code: ReplyCode) {
+    const r = smtpReplyOf(code);
+    super(r.text);
+    this.responseCode = r.code;
   }
 }
 
@@ -44,7 +46,7 @@ function params(addr: SMTPServerAddress, table: typeof MAIL_PARAMS, supports: (e
     const value = args[name];
     if (value === undefined || value === false) continue;
     if (!supports(ext)) {
-      if (name === 'SMTPUTF8') throw new EnvelopeError(553, '5.6.7 SMTPUTF8 is required, but was not offered by the next hop');
+      if (name === 'SMTPUTF8') throw new EnvelopeError('MV_SMTPUTF8_REQUIRED');
       continue;
     }
     out += value === true ? ` ${name}` : ` ${name}=${xtext ? encodeXtext(value) : value}`;

@@ -69,7 +69,7 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
     st.deadline = 'client_data_rate';
     rt.metrics.deadlines.inc({ deadline: 'client_data_rate' });
     rt.log.info({ event: 'deadline', deadline: 'client_data_rate', id: ctx.id }, 'client too slow in DATA; session closed');
-    const r = replyError('CLIENT_TIMEOUT');
+    const r = replyError('MV_CLIENT_TIMEOUT');
     hooks.kick(r.responseCode, r.message);
   });
   const client: Client = {

@@ -29,6 +29,7 @@ import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { parseReply, type Reply } from './reply';
 import { replyFits, verbOf, type Phase, type Verb } from './next-hop-protocol';
+import type { MvCode } from '../errors';
 
 const MAX_REPLY_BYTES = 64 * 1024;
 const MAX_REPLY_LINES = 256;
@@ -50,7 +51,7 @@ export type NextHopFailure = 'connect' | 'timeout' | 'write_timeout' | 'closed' 
 export type NextHopDeadline = 'next_hop_connect' | 'next_hop_command' | 'next_hop_write' | 'next_hop_data';
 
 export class NextHopError extends Error {
-  readonly code = 'MV_NEXT_HOP';
+  readonly code: MvCode = 'MV_NEXT_HOP';
   readonly deadline?: NextHopDeadline;
   constructor(
     readonly kind: NextHopFailure,

@@ -36,8 +36,8 @@ export function peerAddress(session: SMTPServerSession): string {
 
 function hopFailure(err: unknown): SmtpError {
   if (err instanceof EnvelopeError) return smtpError(err.responseCode, err.message);
-  if (err instanceof NextHopError) return replyError(err.kind === 'timeout' ? 'NEXT_HOP_TIMEOUT' : err.kind === 'connect' ? 'NEXT_HOP_DOWN' : 'NEXT_HOP_LOST');
-  return replyError('INTERNAL');
+  if (err instanceof NextHopError) return replyError(err.kind === 'timeout' ? 'MV_NEXT_HOP_TIMEOUT' : err.kind === 'connect' ? 'MV_NEXT_HOP_DOWN' : 'MV_NEXT_HOP_LOST');
+  return replyError('MV_INTERNAL');
 }
 
 export interface SmtpFront {
@@ -111,7 +111,7 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
       const peer = peerAddress(session);
       if (!clients.has(peer)) {
         log.warn({ event: 'client_rejected', client: rt.pseudonyms.token('ip', peer) }, 'connection from a host outside clients');
-        return cb(replyError('CLIENT_REJECTED'));
+        return cb(replyError('MV_CLIENT_REJECTED'));
       }
       // XFORWARD makes smtp-server call onConnect again with the forwarded
       // address; that is the same connection and the pseudonym is updated.
@@ -125,7 +125,7 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
     },
 
     onMailFrom(address: SMTPServerAddress, session, cb: Cb) {
-      if (rt.draining) return cb(replyError('SHUTTING_DOWN'));
+      if (rt.draining) return cb(replyError('MV_SHUTTING_DOWN'));
       const st = state(session);
       (async () => {
         // A client RSET or a second MAIL leaves our mirrored transaction open.
@@ -157,7 +157,7 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
       const hop = st.hop;
       if (!hop?.usable) {
         if (hop?.failureCause) rt.hopEvents.failure(hop.failureCause, 'RCPT');
-        return cb(replyError('NEXT_HOP_LOST'));
+        return cb(replyError('MV_NEXT_HOP_LOST'));
       }
       let line: string;
       try {

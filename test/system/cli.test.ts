@@ -53,7 +53,7 @@ test('serve --print-pipeline prints the whole lifecycle: passes, steps with thei
   // A failed redaction moves deliver -> hold.
   assert.match(step('deliver'), /=> hold \| end:delivered \| end:next_hop_refused/);
   assert.ok(lines.includes('after: count -> log -> audit'));
-  assert.ok(lines.includes('  too_big: TOO_BIG'));
+  assert.ok(lines.includes('  too_big: MV_TOO_BIG'));
   assert.ok(lines.includes("  next_hop_refused: the next hop's 5xx, unchanged"));
 });
 

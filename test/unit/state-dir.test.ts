@@ -75,11 +75,11 @@ test('state dir: a directory holding other files is refused with one line, and n
   // spool/ is a name of ours, so it is not listed; the others make the dir foreign.
   assert.deepEqual(inspectStateDir(dir), { kind: 'foreign', names: ['lib', 'notes.txt'] });
   assert.throws(() => prepareStateDir(dir), {
-    code: 'MV_CONFIG',
+    code: 'MV_STATE_DIR_FOREIGN',
     message: `state_dir ${dir} already holds files mailveil did not create (lib, notes.txt); set state_dir to a new or empty directory, or pass --init if mailveil should really use this one`,
   });
   assert.throws(() => checkStateDir(dir), {
-    code: 'MV_CONFIG',
+    code: 'MV_STATE_DIR_FOREIGN',
     message: `state_dir ${dir} is not mailveil's (no state.json, and it holds lib, notes.txt); name the instance with --config FILE (or MAILVEIL_CONFIG) or --state-dir DIR`,
   });
   assert.deepEqual(snapshot(dir), before);

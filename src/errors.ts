@@ -1,0 +1,152 @@
+/*
+ * The one error catalogue (after fastify's lib/errors.js): every stable
+ * `MV_*` code mailveil gives, and what it means on each surface.
+ *
+ *  - smtp: the reply a client gets when mailveil makes the reply up itself
+ *    (RFC 5321 code, RFC 3463 enhanced status code, text). Replies never
+ *    carry a matched value, an address or a host name. A next hop's own
+ *    refusal is passed back as it came, and has no entry here.
+ *  - http: the admin API's status for the error.
+ *  - exit: the CLI's exit status; `line` says the operator fixes it, so the
+ *    CLI prints one line (the message) instead of "internal error" and a
+ *    stack.
+ *
+ * The SMTP side (smtp/errors.ts), the admin API (admin/routes.ts,
+ * admin/server.ts) and the CLI (cli/main.ts) all read this table, so a code
+ * means the same everywhere. This file is the lowest layer: it imports
+ * nothing from src/. test/unit/error-catalogue.test.ts checks that no code
+ * is listed twice and that each is used; test/unit/readme-coverage.test.ts
+ * that README.md lists each.
+ */
+
+export interface SmtpReplySpec {
+  code: number;
+  /** RFC 3463: its class digit is the reply code's first digit. */
+  enhanced: string;
+  text: string;
+}
+
+export interface CatalogueEntry {
+  /** One line for the README table: when the code is given. */
+  summary: string;
+  smtp?: SmtpReplySpec;
+  http: number;
+  exit: number;
+  /** True: the operator's to fix; the CLI prints the message alone. */
+  line: boolean;
+}
+
+const USAGE = 2;
+const FAIL = 1;
+
+/** Fields every entry without a client-visible reply shares. */
+const internal = { http: 500, exit: FAIL, line: false } as const;
+/** An SMTP-only reply: through the API or CLI it could only be a bug. */
+const reply = (code: number, enhanced: string, text: string) => ({ smtp: { code, enhanced, text }, ...internal });
+
+export const CATALOGUE = {
+  // Replies mailveil makes up on the SMTP side (reply text byte-identical to
+  // what clients and tests have always seen).
+  MV_CLIENT_REJECTED: { summary: 'the client address is not in `clients`', ...reply(554, '5.7.1', 'Client host rejected: access denied') },
+  MV_TOO_BIG: { summary: 'the message is over `limits.max_message_size` (SIZE, enforced during DATA)', ...reply(552, '5.3.4', 'Message size exceeds fixed limit') },
+  MV_HEADER_TOO_LARGE: {
+    summary: 'the header section is over `limits.max_header_size`; it cannot be anonymised whole (a release of such a message fails with MV_RELEASE_REWRITE)',
+    ...reply(552, '5.3.4', 'Message header size exceeds limit'),
+  },
+  MV_NEXT_HOP_DOWN: { summary: 'the next hop refused the connection', ...reply(451, '4.4.1', 'Next hop unavailable, try again later') },
+  MV_NEXT_HOP_TIMEOUT: { summary: 'the next hop did not answer in time', ...reply(451, '4.4.2', 'Next hop timed out, try again later') },
+  MV_NEXT_HOP_LOST: { summary: 'the next-hop connection failed or closed mid-transaction', ...reply(451, '4.4.2', 'Next hop connection lost, try again later') },
+  MV_INTERNAL: { summary: 'anything unexpected while filtering (a bug): the client retries', ...reply(451, '4.3.0', 'Internal error while filtering, try again later') },
+  MV_NO_SPACE: { summary: 'the spool or quarantine file system is full (ENOSPC, EDQUOT)', ...reply(452, '4.3.1', 'Insufficient system storage, try again later') },
+  MV_CLIENT_TIMEOUT: { summary: 'the client sent DATA slower than `timeouts.client_min_data_rate` once `timeouts.client_idle` had passed', ...reply(421, '4.4.2', 'Error: timeout exceeded') },
+  MV_ENVELOPE_SYNTAX: { summary: 'a control character in MAIL FROM or RCPT TO', ...reply(501, '5.5.2', 'Syntax error: control character in command') },
+  MV_SMTPUTF8_REQUIRED: { summary: 'the message needs SMTPUTF8 and the next hop does not offer it', ...reply(553, '5.6.7', 'SMTPUTF8 is required, but was not offered by the next hop') },
+  MV_SHUTTING_DOWN: { summary: 'mailveil is draining (SIGTERM): idle sessions, new MAIL, and what is still open at `timeouts.drain`', ...reply(421, '4.3.2', 'Service shutting down, try again later') },
+  MV_POLICY_REJECT: { summary: 'a `reject` rule fired (the rule may give its own reply)', ...reply(550, '5.7.1', 'Message blocked by data-protection policy') },
+  MV_POLICY_TEMPFAIL: { summary: 'a `tempfail` rule fired (the rule may give its own reply)', ...reply(451, '4.7.1', 'Message deferred by data-protection policy') },
+  MV_QUARANTINE_UNAVAILABLE: { summary: 'a message to hold could not be written to the quarantine', ...reply(451, '4.3.0', 'Quarantine is not available, try again later') },
+
+  // Configuration and the state directory: the operator's to fix.
+  MV_USAGE: { summary: 'a command line commander cannot parse (unknown option, missing argument)', http: 400, exit: USAGE, line: true },
+  MV_USER: { summary: 'a command given something it cannot act on (its message says what)', http: 400, exit: FAIL, line: true },
+  MV_CONFIG: { summary: 'the config file or a flag is invalid: the message names the file, the key and the fix', http: 500, exit: FAIL, line: true },
+  MV_ACCESS: { summary: 'a file mailveil needs cannot be used: no permission, read-only, full, or missing', http: 500, exit: FAIL, line: true },
+  MV_STATE_DIR: { summary: '`state_dir` cannot be used: not a directory, missing, unreadable, or a marker this version cannot read', http: 500, exit: FAIL, line: true },
+  MV_STATE_DIR_FOREIGN: { summary: '`state_dir` holds files mailveil did not create (`serve --init` adopts it)', http: 500, exit: FAIL, line: true },
+  MV_ADMIN_BIND: { summary: '`admin` is not a loopback address and `admin_tls` is not set', http: 500, exit: FAIL, line: true },
+  MV_ADMIN_TOKEN: { summary: '`state_dir/admin.token` cannot be created, or is not one line of 16+ characters', http: 500, exit: FAIL, line: true },
+  MV_RULES: { summary: 'the rule set does not load: one `file:line:col: message` per error', ...internal },
+  MV_RULE_PATTERN: { summary: 'one rule\'s pattern, detector, validator or replacement is invalid (reported through MV_RULES)', ...internal },
+
+  // The admin API's own refusals.
+  MV_API_BAD_REQUEST: { summary: 'an admin API request that is not valid JSON, or has a bad target', http: 400, exit: FAIL, line: false },
+  MV_API_UNAUTHORIZED: { summary: 'an admin API request without the right bearer token', http: 401, exit: FAIL, line: false },
+  MV_API_BODY_TOO_LARGE: { summary: 'an admin API request body over 64 KiB', http: 413, exit: FAIL, line: false },
+
+  // The quarantine store.
+  MV_QUARANTINE_BAD_ID: { summary: 'an entry id outside `[0-9A-Z]{1,64}`', http: 400, exit: FAIL, line: false },
+  MV_QUARANTINE_NOT_FOUND: { summary: 'no quarantine entry has that id', http: 404, exit: FAIL, line: false },
+  MV_QUARANTINE_EXISTS: { summary: 'an entry with that id is already stored (a bug: ids are unique)', ...internal },
+  MV_QUARANTINE_CORRUPT: { summary: 'an entry fails to decrypt or parse (bad header, GCM tag, truncated file, metadata)', ...internal },
+  MV_QUARANTINE_KEY_MISSING: { summary: 'an entry names a key id no key file provides', ...internal },
+  MV_QUARANTINE_KEY_INVALID: { summary: 'a key file or the `current` key pointer is malformed (`keys rotate` repairs the pointer)', ...internal },
+  MV_QUARANTINE_INVALID: { summary: 'a write to the quarantine breaks an invariant (a bug)', ...internal },
+
+  // Releasing a held message (quarantine release, POST /api/quarantine/<id>/release).
+  MV_RELEASE_BUSY: { summary: 'the entry is being released by another process', http: 409, exit: FAIL, line: false },
+  MV_RELEASE_NO_ENVELOPE: { summary: 'the entry has no stored envelope or no recipients', http: 409, exit: FAIL, line: false },
+  MV_RELEASE_NEXT_HOP: { summary: 'the next hop could not be reached, or failed during the release; the entry is kept', http: 502, exit: FAIL, line: false },
+  MV_RELEASE_REFUSED: { summary: 'the next hop refused the released message; the entry is kept', http: 502, exit: FAIL, line: false },
+  MV_RELEASE_CORRUPT: { summary: 'the entry could not be read during the release; nothing was delivered', ...internal },
+  MV_RELEASE_CLEANUP: { summary: 'the message was released but removing the entry failed (`quarantine delete` it)', ...internal },
+  MV_RELEASE_REWRITE: { summary: 'the released message cannot be produced (redaction or header anonymisation cannot be applied); nothing sent', http: 409, exit: FAIL, line: false },
+
+  // Everything else.
+  MV_NEXT_HOP: { summary: 'a next-hop connection or command failed (its kind: connect, timeout, closed, ...); becomes MV_NEXT_HOP_* on the SMTP side', ...internal },
+  MV_REDACT: { summary: 'a value found in pass 1 cannot be removed: the message is quarantined (`redact_failed`), never delivered', ...internal },
+  MV_AUDIT: { summary: 'the audit log cannot be written, or an event would hold an address', ...internal },
+  MV_SAR: { summary: 'a subject-access export cannot be written (the file exists, or the export is incomplete)', http: 409, exit: FAIL, line: false },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type MvCode = keyof typeof CATALOGUE;
+
+/** The codes that have an SMTP reply: the only ones a client can be given. */
+export type ReplyCode = { [K in MvCode]: (typeof CATALOGUE)[K] extends { smtp: SmtpReplySpec } ? K : never }[MvCode];
+
+export function isMvCode(code: unknown): code is MvCode {
+  return typeof code === 'string' && Object.hasOwn(CATALOGUE, code);
+}
+
+export function catalogueEntry(code: MvCode): CatalogueEntry {
+  return CATALOGUE[code];
+}
+
+/** The catalogue code an error carries, if any (a Node fs error's `code` is not one). */
+export function codeOf(err: unknown): MvCode | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return isMvCode(code) ? code : undefined;
+}
+
+/** The admin API status for an error: the catalogue's, or 500. */
+export function httpStatusOf(err: unknown): number {
+  const code = codeOf(err);
+  return code ? CATALOGUE[code].http : 500;
+}
+
+/** The CLI exit status for an error: the catalogue's, or 1. */
+export function exitCodeOf(err: unknown): number {
+  const code = codeOf(err);
+  return code ? CATALOGUE[code].exit : FAIL;
+}
+
+/** True when the CLI reports the error as its one-line message, without a stack. */
+export function isOperatorError(err: unknown): boolean {
+  const code = codeOf(err);
+  return code !== undefined && CATALOGUE[code].line;
+}
+
+/** A code's reply: the SMTP code and the text after it ("4.3.2 Service ..."). */
+export function smtpReplyOf(code: ReplyCode): { code: number; text: string } {
+  const s = CATALOGUE[code].smtp;
+  return { code: s.code, text: `${s.enhanced} ${s.text}` };
+}
