@@ -5,7 +5,7 @@
  * request, calls the operation and writes the response.
  * Reads (list, show, sar find, gdpr report) are not audited, as in the CLI.
  *
- *   GET    /api/quarantine[?rule=ID&older_than=7d]  {entries: QuarantineSummary[]}
+ *   GET    /api/quarantine[?rule=ID&older_than=7d]  {entries: EntryListItem[], unreadable} (operations/entry-view.ts)
  *   GET    /api/quarantine/<id>                     = `quarantine show --json` (headers masked, never the body)
  *   POST   /api/quarantine/<id>/release [{redact}]  200 {id, released, nextHop, rcpts, size, code, reply}
  *                                                   502 {error, id, released: false, code, reply} when the next hop refuses (entry kept)
