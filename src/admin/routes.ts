@@ -1,10 +1,11 @@
 /*
- * The admin API's routes: the same functions the CLI calls (quarantine
- * store, release/release.ts, quarantine/retention.ts, quarantine/keys.ts,
- * sar/*), with the same audit events, only the actor is `token:admin`.
+ * The admin API's routes: the same operations the CLI calls
+ * (src/operations/: quarantine, keys, subject access, Art. 30), with the
+ * same audit events, only the actor is `token:admin`. This file parses the
+ * request, calls the operation and writes the response.
  * Reads (list, show, sar find, gdpr report) are not audited, as in the CLI.
  *
- *   GET    /api/quarantine[?rule=ID&older_than=7d]  {entries: QuarantineSummary[]}
+ *   GET    /api/quarantine[?rule=ID&older_than=7d]  {entries: EntryListItem[], unreadable} (operations/entry-view.ts)
  *   GET    /api/quarantine/<id>                     = `quarantine show --json` (headers masked, never the body)
  *   POST   /api/quarantine/<id>/release [{redact}]  200 {id, released, nextHop, rcpts, size, code, reply}
  *                                                   502 {error, id, released: false, code, reply} when the next hop refuses (entry kept)
@@ -23,7 +24,7 @@
  * state_dir; leftovers of a crash are removed at the next start
  * (cleanExports).
  */
-import { lstat, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -34,26 +35,20 @@ import { formatEndpoint } from '../config/address';
 import { parseDuration } from '../config/duration';
 import type { Config } from '../config/load';
 import type { Logger } from '../observability/log';
+import { art30Report } from '../operations/art30';
+import type { OperationContext } from '../operations/context';
+import { rotateKeys } from '../operations/keys';
+import { deleteEntry, listEntries, purgeEntries, releaseEntry, showEntry } from '../operations/quarantine';
+import { ReleaseError } from '../operations/release';
+import { eraseSubjectData, exportSubjectData, findSubjectData, subjectAddress, type SubjectAddress } from '../operations/subject-access';
 import { isQuarantineError } from '../quarantine/errors';
-import { entryView } from '../quarantine/header-view';
-import { currentKeyId, listKeyIds, rotateKey } from '../quarantine/keys';
 import { ENTRY_ID_RE } from '../quarantine/meta';
-import { purgeExpired } from '../quarantine/retention';
 import type { QuarantineStore } from '../quarantine/store';
-import { releaseEntry, ReleaseError } from '../release/release';
 import type { RuleSet } from '../rules/types';
-import { parseAddressArgument } from '../sar/address';
-import { eraseSubject } from '../sar/erase';
-import { exportSubject, SarError } from '../sar/export';
-import { findSubject, isEmpty, loadSubjectKeyer, type SubjectData } from '../sar/find';
-import { gdprReport } from '../sar/report';
-import { SUBJECT_KIND } from '../sar/subjects';
+import { SarError } from '../sar/export';
 import { formatReply } from '../smtp/reply';
 import { HttpError, readJsonBody, sendJson } from './http';
 import { ADMIN_TOKEN_NAME } from './token';
-import { nextHopOptions } from '../smtp/next-hop';
-import { deleteEntry } from '../quarantine/delete';
-import { Pseudonymiser } from '../observability/pseudonym';
 
 export interface AdminContext {
   config: Config;
@@ -71,10 +66,9 @@ const ACTOR = tokenActor(ADMIN_TOKEN_NAME);
 export const EXPORTS_DIR = 'exports';
 const RULE_ID_RE = /^[a-z0-9-]{1,128}$/;
 
-let cachedVersion: string | undefined;
-async function version(): Promise<string> {
-  cachedVersion ??= JSON.parse(await readFile(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version as string;
-  return cachedVersion!;
+/** The context the operations run in for a request: the running instance's store and log, as the admin token. */
+function operations(ctx: AdminContext): OperationContext {
+  return { config: ctx.config, store: ctx.store, audit: ctx.audit, actor: ACTOR, now: ctx.now };
 }
 
 /**
@@ -163,25 +157,16 @@ async function list(ctx: AdminContext, res: ServerResponse, url: URL): Promise<v
   const rule = url.searchParams.get('rule') ?? undefined;
   const olderThan = url.searchParams.get('older_than') ?? undefined;
   if (rule !== undefined && !RULE_ID_RE.test(rule)) throw new HttpError(400, 'rule: must be a rule id ([a-z0-9-]+)');
-  let cutoff: number | undefined;
+  let olderThanMs: number | undefined;
   if (olderThan !== undefined) {
-    const ms = parseDuration(olderThan);
-    if (ms === undefined) throw new HttpError(400, `older_than: must be a duration, e.g. 30m, 12h, 7d (got ${JSON.stringify(olderThan.slice(0, 40))})`);
-    cutoff = Date.now() - ms;
+    olderThanMs = parseDuration(olderThan);
+    if (olderThanMs === undefined) throw new HttpError(400, `older_than: must be a duration, e.g. 30m, 12h, 7d (got ${JSON.stringify(olderThan.slice(0, 40))})`);
   }
-  let entries = await ctx.store.list().catch(toHttp);
-  if (rule !== undefined) entries = entries.filter((e) => e.error === undefined && e.rules.includes(rule));
-  if (cutoff !== undefined) entries = entries.filter((e) => Date.parse(e.receivedAt) < cutoff!);
-  sendJson(res, 200, { entries, unreadable: entries.filter((e) => e.error !== undefined).length });
+  sendJson(res, 200, await listEntries(operations(ctx), { rule, olderThanMs }).catch(toHttp));
 }
 
 async function show(ctx: AdminContext, res: ServerResponse, id: string): Promise<void> {
-  const { store, config } = ctx;
-  try {
-    sendJson(res, 200, await entryView(store, id, config.limits.max_header_size, () => ctx.rules().rules));
-  } catch (err) {
-    toHttp(err);
-  }
+  sendJson(res, 200, await showEntry(operations(ctx), id, () => ctx.rules().rules).catch(toHttp));
 }
 
 /**
@@ -196,135 +181,84 @@ function releaseRedact(body: Record<string, unknown>): boolean {
 }
 
 async function release(ctx: AdminContext, res: ServerResponse, id: string, redact: boolean): Promise<void> {
-  const { config, store, audit } = ctx;
-  const nextHop = formatEndpoint(config.next_hop);
+  const nextHop = formatEndpoint(ctx.config.next_hop);
   let r;
   try {
-    r = await releaseEntry(
-      {
-        store,
-        audit,
-        actor: ACTOR,
-        nextHop: nextHopOptions(config),
-        config,
-        // The live set, as for a message arriving now; the key serve pseudonymises with.
-        rules: ctx.rules(),
-        pseudonyms: Pseudonymiser.fromStateDir(config.state_dir),
-        redact,
-      },
-      id,
-    );
+    // The live set, as for a message arriving now.
+    r = await releaseEntry(operations(ctx), id, { rules: ctx.rules(), redact });
   } catch (err) {
     if (err instanceof ReleaseError && (err.kind === 'refused' || err.kind === 'next_hop')) {
-      throw new HttpError(502, err.message, { id, released: false, nextHop, code: err.reply?.code ?? null, reply: err.reply ? formatReply(err.reply) : null });
+      throw new HttpError(err.code, err.message, { id, released: false, nextHop, code: err.reply?.code ?? null, reply: err.reply ? formatReply(err.reply) : null });
     }
     if (err instanceof ReleaseError && err.kind === 'rewrite') {
-      throw new HttpError(409, err.message, { id, released: false, nextHop, code: null, reply: null });
+      throw new HttpError(err.code, err.message, { id, released: false, nextHop, code: null, reply: null });
     }
     toHttp(err);
   }
   ctx.onQuarantineChange?.();
-  sendJson(res, 200, { id: r.id, released: true, nextHop, rcpts: r.rcpts, size: r.size, code: r.reply.code, reply: formatReply(r.reply) });
+  sendJson(res, 200, { id: r.id, released: true, nextHop: r.nextHop, rcpts: r.rcpts, size: r.size, code: r.reply.code, reply: formatReply(r.reply) });
 }
 
 async function remove(ctx: AdminContext, res: ServerResponse, id: string): Promise<void> {
-  const { store, audit } = ctx;
-  try {
-    await deleteEntry(store, audit, ACTOR, id);
-  } catch (err) {
-    toHttp(err);
-  }
+  const r = await deleteEntry(operations(ctx), id).catch(toHttp);
   ctx.onQuarantineChange?.();
-  sendJson(res, 200, { id, deleted: true });
+  sendJson(res, 200, r);
 }
 
 async function purge(ctx: AdminContext, res: ServerResponse): Promise<void> {
-  const { config, store, audit } = ctx;
-  const r = await purgeExpired({ store, audit, quarantineRetention: config.quarantine.retention, auditRetention: config.audit.retention, actor: ACTOR, now: ctx.now }).catch(toHttp);
-  ctx.onQuarantineChange?.(r.remaining);
-  sendJson(res, 200, {
-    quarantineDeleted: r.quarantine.deleted,
-    unreadableDeleted: r.quarantine.unreadable,
-    ids: r.quarantine.ids,
-    quarantineRemaining: r.remaining,
-    auditFilesDeleted: r.audit.files,
-    auditEventsDeleted: r.audit.events,
-    keysRemoved: r.keys.removed,
-  });
+  const r = await purgeEntries(operations(ctx)).catch(toHttp);
+  ctx.onQuarantineChange?.(r.quarantineRemaining);
+  sendJson(res, 200, r);
 }
 
 async function rotate(ctx: AdminContext, res: ServerResponse): Promise<void> {
-  const dir = ctx.config.state_dir;
-  let previous: string | undefined;
-  try {
-    previous = await currentKeyId(dir);
-  } catch (err) {
-    if (!isQuarantineError(err, 'MV_QUARANTINE_KEY_INVALID')) toHttp(err);
-  }
-  const id = await rotateKey(dir);
-  const inUse = await ctx.store.keyIdsInUse();
-  const keys = await listKeyIds(dir);
-  await ctx.audit.append({
-    event: 'key_rotate',
-    actor: ACTOR,
-    details: { new_key: id, previous_key: previous ?? null, keys: keys.length, keys_in_use: [...inUse].filter((x) => keys.includes(x)).length },
-  });
-  sendJson(res, 200, { keyId: id, previous: previous ?? null, keys, inUse: [...inUse].sort() });
+  sendJson(res, 200, await rotateKeys(operations(ctx)));
 }
 
-/** Validates the address and finds the subject's data (the address is never logged or echoed). */
-async function subjectData(ctx: AdminContext, address: unknown): Promise<SubjectData> {
+/** The request's address, normalised (it is never logged or echoed). */
+function addressParam(address: unknown): SubjectAddress {
   if (typeof address !== 'string' || address === '') throw new HttpError(400, 'address: required (one e-mail address, as a string)');
-  const normalised = parseAddressArgument(address);
+  const normalised = subjectAddress(address);
   if (normalised === undefined) throw new HttpError(400, 'address: not one valid e-mail address (expected local@domain)');
-  const keyer = loadSubjectKeyer(ctx.config.state_dir);
-  if (!keyer) return { subject: '', messages: [], events: [], unreadable: [] };
-  return findSubject(ctx.store, ctx.audit, keyer.token(SUBJECT_KIND, normalised)).catch(toHttp);
+  return normalised;
 }
 
 async function sarFind(ctx: AdminContext, res: ServerResponse, address: unknown): Promise<void> {
-  sendJson(res, 200, await subjectData(ctx, address));
+  const a = addressParam(address);
+  sendJson(res, 200, await findSubjectData(operations(ctx), a).catch(toHttp));
 }
 
 async function sarErase(ctx: AdminContext, res: ServerResponse, address: unknown): Promise<void> {
-  const data = await subjectData(ctx, address);
-  const r = await eraseSubject({ store: ctx.store, audit: ctx.audit, data, actor: ACTOR }).catch(toHttp);
+  const a = addressParam(address);
+  const r = await eraseSubjectData(operations(ctx), a).catch(toHttp);
   if (r.messages) ctx.onQuarantineChange?.();
   sendJson(res, 200, r);
 }
 
 async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknown): Promise<void> {
-  const { config, store, audit } = ctx;
-  const data = await subjectData(ctx, address);
-  if (data.unreadable.length) {
-    throw new HttpError(
-      409,
-      `${data.unreadable.length} quarantine ${data.unreadable.length === 1 ? 'entry' : 'entries'} cannot be read (${data.unreadable.join(', ')}), so the export could be incomplete; repair or delete them and export again; no archive was made`,
-      { unreadable: data.unreadable },
-    );
-  }
-  if (isEmpty(data)) {
-    // As the CLI: the request is recorded even when there is nothing to hand over.
-    await audit.append({ event: 'export', actor: ACTOR, details: { messages: 0, events: 0, archive: false } });
-    throw new HttpError(404, 'nothing found for that address; no archive made', { messages: 0, events: 0 });
-  }
-  const dir = join(config.state_dir, EXPORTS_DIR);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const now = ctx.now();
+  const a = addressParam(address);
+  const dir = join(ctx.config.state_dir, EXPORTS_DIR);
   const file = join(dir, `sar-${randomBytes(8).toString('hex')}.tar.gz`);
   try {
-    const r = await exportSubject({
-      store,
-      audit,
-      data,
-      out: file,
+    const outcome = await exportSubjectData(operations(ctx), a, {
+      out: async () => {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        return file;
+      },
       force: false,
-      actor: ACTOR,
-      now,
-      version: await version(),
-      retentionMs: config.quarantine.retention,
     }).catch(toHttp);
-    const name = `sar-export-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.tar.gz`;
+    if (outcome.kind === 'unreadable') {
+      const { unreadable } = outcome;
+      throw new HttpError(
+        409,
+        `${unreadable.length} quarantine ${unreadable.length === 1 ? 'entry' : 'entries'} cannot be read (${unreadable.join(', ')}), so the export could be incomplete; repair or delete them and export again; no archive was made`,
+        { unreadable },
+      );
+    }
+    // As the CLI: the request was recorded even though there is nothing to hand over.
+    if (outcome.kind === 'empty') throw new HttpError(404, 'nothing found for that address; no archive made', { messages: 0, events: 0 });
+    const { result: r, madeAt } = outcome;
+    const name = `sar-export-${madeAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.tar.gz`;
     res.writeHead(200, {
       'content-type': 'application/gzip',
       'content-length': r.bytes,
@@ -369,6 +303,6 @@ export async function cleanExports(stateDir: string): Promise<number> {
 }
 
 async function report(ctx: AdminContext, res: ServerResponse): Promise<void> {
-  const text = gdprReport({ config: ctx.config, rules: ctx.rules(), version: await version(), generatedAt: ctx.now() });
+  const text = art30Report(ctx, ctx.rules());
   res.writeHead(200, { 'content-type': 'text/markdown; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' }).end(text);
 }

@@ -1,18 +1,14 @@
 /*
  * `mailveil gdpr report`: prints the Art. 30 record of processing for this
- * instance (src/sar/report.ts) from the same config and rules `serve` uses.
+ * instance (operations/art30.ts, shared with the admin API) from the same
+ * config and rules `serve` uses. This file parses flags and prints.
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { art30Report } from '../operations/art30';
 import { loadRuleSet, RuleSetError, formatRuleError } from '../rules/load';
-import { gdprReport } from '../sar/report';
 import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
-
-function version(): string {
-  return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
-}
 
 export function registerGdpr(program: Command): void {
   const gdpr = program.command('gdpr').description('GDPR records for this instance');
@@ -33,6 +29,6 @@ export function registerGdpr(program: Command): void {
         if (err instanceof RuleSetError) throw new UserError(`rules: ${err.errors.map(formatRuleError).join('; ')}`);
         throw err;
       }
-      process.stdout.write(gdprReport({ config, rules, version: version(), generatedAt: new Date(), configFile: file ? resolve(file) : undefined }));
+      process.stdout.write(art30Report({ config, now: () => new Date() }, rules, file ? resolve(file) : undefined));
     });
 }

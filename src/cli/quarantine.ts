@@ -14,33 +14,29 @@
  *    its original envelope, through the rewriters every delivered message
  *    gets (header anonymisation, `X-Mailveil-Verdict: released; rules=...`;
  *    the rules' redaction too with --redact), and removes the entry only
- *    after the next hop's 250 (release/release.ts).
+ *    after the next hop's 250 (operations/release.ts).
  *  - delete ID, purge: remove one entry / everything past retention (plus
  *    expired audit days and retired keys, as serve's timer does).
  * Every change is one audit event naming the actor (os:<user>). Every
  * command has --json; errors are one line on stderr, exit 1 (unknown id:
  * `no quarantine entry <id>`).
+ * The operations themselves are in operations/quarantine.ts (shared with
+ * the admin API); this file parses flags and prints.
  */
 import type { Command } from 'commander';
-import { AuditLog } from '../audit/log';
-import { osActor } from '../audit/actor';
 import type { Config } from '../config/load';
 import { checkStateDir } from '../config/state-dir';
 import { parseDuration } from '../config/duration';
-import { formatEndpoint } from '../config/address';
-import { QuarantineStore, type QuarantineSummary } from '../quarantine/store';
 import { isQuarantineError } from '../quarantine/errors';
-import { entryView } from '../quarantine/header-view';
-import { purgeExpired, type PurgeResult } from '../quarantine/retention';
-import { releaseEntry, ReleaseError } from '../release/release';
+import { ReleaseError } from '../operations/release';
+import type { OperationContext } from '../operations/context';
+import type { EntryDetail, EntryListItem } from '../operations/entry-view';
+import { deleteEntry, listEntries, purgeEntries, releaseEntry, showEntry, type PurgeReport } from '../operations/quarantine';
 import { formatRuleError, loadRuleSet, RuleSetError } from '../rules/load';
 import type { RuleSet } from '../rules/types';
-import { Pseudonymiser } from '../observability/pseudonym';
 import { formatReply } from '../smtp/reply';
 import { UserError } from './errors';
-import { CONFIG_HELP, loadInstanceConfig } from './instance';
-import { nextHopOptions } from '../smtp/next-hop';
-import { deleteEntry } from '../quarantine/delete';
+import { CONFIG_HELP, loadInstanceConfig, operationContext } from './instance';
 
 interface CommonOpts {
   json?: boolean;
@@ -48,18 +44,12 @@ interface CommonOpts {
   stateDir?: string;
 }
 
-interface Ctx {
-  config: Config;
-  store: QuarantineStore;
-  audit: AuditLog;
-}
-
-function open(o: CommonOpts & { nextHop?: string; rules?: string; localRules?: string }): Ctx {
+function open(o: CommonOpts & { nextHop?: string; rules?: string; localRules?: string }): OperationContext {
   const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir, next_hop: o.nextHop, rules_dir: o.rules, local_rules_dir: o.localRules });
   // A mistyped --state-dir would otherwise look like an empty quarantine, and
   // a purge or delete must never write an audit log into someone else's dir.
   checkStateDir(config.state_dir);
-  return { config, store: new QuarantineStore(config.state_dir), audit: new AuditLog(config.state_dir) };
+  return operationContext(config);
 }
 
 /** Store and release errors become one-line user errors (exit 1). */
@@ -91,19 +81,15 @@ export function registerQuarantine(program: Command): void {
     .option('--rule <id>', 'only entries on which this rule fired')
     .option('--older-than <duration>', 'only entries received longer ago than this, e.g. 7d, 12h')
     .action(async (o: CommonOpts & { rule?: string; olderThan?: string }) => {
-      let cutoff: number | undefined;
+      let olderThanMs: number | undefined;
       if (o.olderThan !== undefined) {
-        const ms = parseDuration(o.olderThan);
-        if (ms === undefined) throw new UserError(`--older-than: must be a duration, e.g. 30m, 12h, 7d (got ${JSON.stringify(o.olderThan)})`);
-        cutoff = Date.now() - ms;
+        olderThanMs = parseDuration(o.olderThan);
+        if (olderThanMs === undefined) throw new UserError(`--older-than: must be a duration, e.g. 30m, 12h, 7d (got ${JSON.stringify(o.olderThan)})`);
       }
-      const { store } = open(o);
-      let entries = await userErrors(() => store.list());
-      if (o.rule !== undefined) entries = entries.filter((e) => e.error === undefined && e.rules.includes(o.rule!));
-      if (cutoff !== undefined) entries = entries.filter((e) => Date.parse(e.receivedAt) < cutoff!);
-      const filtered = o.rule !== undefined || cutoff !== undefined;
+      const ctx = open(o);
+      const { entries, unreadable: bad } = await userErrors(() => listEntries(ctx, { rule: o.rule, olderThanMs }));
+      const filtered = o.rule !== undefined || olderThanMs !== undefined;
       print(o, entries, entries.length ? entries.map(formatLine).join('\n') : filtered ? 'no matching messages in quarantine' : 'no messages in quarantine');
-      const bad = entries.filter((e) => e.error !== undefined).length;
       if (bad) process.stderr.write(`mailveil: ${bad} quarantine ${bad === 1 ? 'entry is' : 'entries are'} unreadable\n`);
     });
 
@@ -113,17 +99,18 @@ export function registerQuarantine(program: Command): void {
     .option('--rules <dir>', 'rules directory, to locate masked header values (default from config)')
     .option('--local-rules <dir>', 'local rules directory (default from config, else ./rules.local.d)')
     .action(async (id: string, o: CommonOpts & { rules?: string; localRules?: string }) => {
-      const { config, store } = open(o);
-      await userErrors(async () => {
-        const json = await entryView(store, id, config.limits.max_header_size, () => {
+      const ctx = open(o);
+      const { config } = ctx;
+      const entry = await userErrors(() =>
+        showEntry(ctx, id, () => {
           try {
             return loadRuleSet(config.rules_dir, config.local_rules_dir).rules;
           } catch {
             return undefined; // header fields with findings are then masked whole
           }
-        });
-        print(o, json, formatShow(json));
-      });
+        }),
+      );
+      print(o, entry, formatShow(entry));
     });
 
   common(q.command('release'))
@@ -134,98 +121,52 @@ export function registerQuarantine(program: Command): void {
     .option('--rules <dir>', 'rules directory: header policy and redact rules (default from config)')
     .option('--local-rules <dir>', 'local rules directory, loaded after --rules (default from config, else ./rules.local.d)')
     .action(async (id: string, o: CommonOpts & { nextHop?: string; rules?: string; localRules?: string; redact?: boolean }) => {
-      const { config, store, audit } = open(o);
-      const rules = releaseRules(config.rules_dir, config.local_rules_dir);
-      const r = await userErrors(() =>
-        releaseEntry(
-          {
-            store,
-            audit,
-            actor: osActor(),
-            nextHop: nextHopOptions(config),
-            config,
-            rules,
-            pseudonyms: Pseudonymiser.fromStateDir(config.state_dir),
-            redact: o.redact === true,
-          },
-          id,
-        ),
-      );
-      const nextHop = formatEndpoint(config.next_hop);
-      print(o, { id: r.id, released: true, nextHop, rcpts: r.rcpts, size: r.size, reply: formatReply(r.reply) }, `released ${r.id} to ${nextHop}: ${formatReply(r.reply)}`);
+      const ctx = open(o);
+      const rules = releaseRules(ctx.config);
+      const r = await userErrors(() => releaseEntry(ctx, id, { rules, redact: o.redact === true }));
+      print(o, { id: r.id, released: true, nextHop: r.nextHop, rcpts: r.rcpts, size: r.size, reply: formatReply(r.reply) }, `released ${r.id} to ${r.nextHop}: ${formatReply(r.reply)}`);
     });
 
   common(q.command('delete'))
     .description('delete a held message')
     .argument('<id>', 'quarantine id')
     .action(async (id: string, o: CommonOpts) => {
-      const { store, audit } = open(o);
-      await userErrors(async () => {
-        await deleteEntry(store, audit, osActor(), id);
-      });
-      print(o, { id, deleted: true }, `deleted ${id}`);
+      const ctx = open(o);
+      const r = await userErrors(() => deleteEntry(ctx, id));
+      print(o, r, `deleted ${r.id}`);
     });
 
   common(q.command('purge'))
     .description('delete entries older than quarantine.retention, audit days older than audit.retention, and unused keys')
     .action(async (o: CommonOpts) => {
-      const { config, store, audit } = open(o);
-      const r = await userErrors(() =>
-        purgeExpired({ store, audit, quarantineRetention: config.quarantine.retention, auditRetention: config.audit.retention, actor: osActor() }),
-      );
-      print(o, purgeJson(r), formatPurge(r));
+      const ctx = open(o);
+      const r = await userErrors(() => purgeEntries(ctx));
+      print(o, r, formatPurge(r));
     });
 }
 
 /** The rules a release rewrites under; without them it cannot anonymise headers, so it does not start. */
-function releaseRules(dir: string, localDir: string): RuleSet {
+function releaseRules(config: Config): RuleSet {
   try {
-    return loadRuleSet(dir, localDir);
+    return loadRuleSet(config.rules_dir, config.local_rules_dir);
   } catch (err) {
     if (!(err instanceof RuleSetError)) throw err;
     throw new UserError(`cannot release: the rules do not load (${err.errors.map(formatRuleError).join('; ')}); see \`mailveil rules check\``);
   }
 }
 
-function purgeJson(r: PurgeResult) {
-  return {
-    quarantineDeleted: r.quarantine.deleted,
-    unreadableDeleted: r.quarantine.unreadable,
-    ids: r.quarantine.ids,
-    quarantineRemaining: r.remaining,
-    auditFilesDeleted: r.audit.files,
-    auditEventsDeleted: r.audit.events,
-    keysRemoved: r.keys.removed,
-  };
-}
-
 /** `purged N entries (M unreadable), K left; audit: F days (E events); keys removed: n` */
-export function formatPurge(r: PurgeResult): string {
-  const n = r.quarantine.deleted;
-  const unreadable = r.quarantine.unreadable ? ` (${r.quarantine.unreadable} unreadable)` : '';
+export function formatPurge(r: PurgeReport): string {
+  const n = r.quarantineDeleted;
+  const unreadable = r.unreadableDeleted ? ` (${r.unreadableDeleted} unreadable)` : '';
   return (
-    `purged ${n} quarantine ${n === 1 ? 'entry' : 'entries'}${unreadable}, ${r.remaining} left; ` +
-    `audit log: ${r.audit.files} ${r.audit.files === 1 ? 'day' : 'days'} (${r.audit.events} events) removed; ` +
-    `keys removed: ${r.keys.removed.length ? r.keys.removed.join(',') : 'none'}`
+    `purged ${n} quarantine ${n === 1 ? 'entry' : 'entries'}${unreadable}, ${r.quarantineRemaining} left; ` +
+    `audit log: ${r.auditFilesDeleted} ${r.auditFilesDeleted === 1 ? 'day' : 'days'} (${r.auditEventsDeleted} events) removed; ` +
+    `keys removed: ${r.keysRemoved.length ? r.keysRemoved.join(',') : 'none'}`
   );
 }
 
-interface ShowJson {
-  id: string;
-  receivedAt: string;
-  size: number;
-  verdict: string;
-  rules: string[];
-  reasons: string[];
-  from: string;
-  rcpts: string[];
-  keyId: string;
-  findings: { rule: string; detector: string; count: number; part: string; offset: number; scope?: string }[];
-  headers: string;
-  headersTruncated: boolean;
-}
-
-export function formatShow(s: ShowJson): string {
+export function formatShow(s: EntryDetail): string {
   const out = [
     `id:        ${s.id}`,
     `received:  ${s.receivedAt.replace(/\.\d+Z$/, 'Z')}`,
@@ -246,7 +187,7 @@ export function formatShow(s: ShowJson): string {
 }
 
 /** `<id>  <time>  <size>  <verdict>  rules=<ids>  from=<pseudonym>  rcpts=<n>`, or the error. */
-export function formatLine(e: QuarantineSummary): string {
+export function formatLine(e: EntryListItem): string {
   const when = e.receivedAt.replace(/\.\d+Z$/, 'Z');
   if (e.error !== undefined) return `${e.id}  ${when}  ${formatSize(e.fileSize)}  UNREADABLE: ${e.error}`;
   const rules = e.rules.length ? e.rules.join(',') : '-';

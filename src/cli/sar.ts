@@ -1,29 +1,24 @@
 /*
  * `mailveil sar find|export|erase ADDRESS`: subject access (GDPR Art. 15) and
- * erasure (Art. 17) for one e-mail address. The logic is in src/sar/; this
- * file parses flags, opens the state dir and prints.
+ * erasure (Art. 17) for one e-mail address. The operations are in
+ * operations/subject-access.ts (shared with the admin API); this file
+ * parses flags, opens the state dir and prints.
  *
  * The address is only ever held in memory: it is normalised and turned into
  * its subject token (src/sar/subjects.ts), and only the token is written
  * (audit events). It is not echoed in errors either.
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { osActor } from '../audit/actor';
-import { AuditLog, type AuditEvent } from '../audit/log';
-import type { Config } from '../config/load';
+import type { AuditEvent } from '../audit/log';
 import { checkStateDir } from '../config/state-dir';
+import type { OperationContext } from '../operations/context';
+import { eraseSubjectData, exportSubjectData, findSubjectData, subjectAddress, type SubjectAddress } from '../operations/subject-access';
 import { isQuarantineError } from '../quarantine/errors';
-import { QuarantineStore } from '../quarantine/store';
-import { parseAddressArgument } from '../sar/address';
-import { eraseSubject } from '../sar/erase';
-import { exportSubject, SarError } from '../sar/export';
-import { findSubject, isEmpty, loadSubjectKeyer, type SubjectData, type SubjectMessage } from '../sar/find';
-import { SUBJECT_KIND } from '../sar/subjects';
+import { SarError } from '../sar/export';
+import { isEmpty, type SubjectMessage } from '../sar/find';
 import { formatSize } from './quarantine';
 import { UserError } from './errors';
-import { CONFIG_HELP, loadInstanceConfig } from './instance';
+import { CONFIG_HELP, loadInstanceConfig, operationContext } from './instance';
 
 interface CommonOptions {
   config?: string;
@@ -31,37 +26,13 @@ interface CommonOptions {
   json?: boolean;
 }
 
-function version(): string {
-  return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
-}
-
-/** quarantine.retention in ms when the config has it (the key arrives with the retention work). */
-export function quarantineRetention(config: Config): number | undefined {
-  const r = (config as { quarantine?: { retention?: unknown } }).quarantine?.retention;
-  return typeof r === 'number' ? r : undefined;
-}
-
-interface Opened {
-  config: Config;
-  store: QuarantineStore;
-  audit: AuditLog;
-  data: SubjectData;
-}
-
-/** Loads the config, checks the address and the state dir, and finds the subject's data. */
-async function open(address: string, o: CommonOptions): Promise<Opened> {
-  const normalised = parseAddressArgument(address);
+/** Checks the address, loads the config and checks the state dir. */
+function open(address: string, o: CommonOptions): { ctx: OperationContext; address: SubjectAddress } {
+  const normalised = subjectAddress(address);
   if (normalised === undefined) throw new UserError('ADDRESS is not one valid e-mail address (expected local@domain, e.g. jane.doe@example.com)');
   const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir });
   checkStateDir(config.state_dir);
-  const store = new QuarantineStore(config.state_dir);
-  const audit = new AuditLog(config.state_dir);
-  const keyer = loadSubjectKeyer(config.state_dir);
-  // No pseudonym key: nothing was ever indexed in this state dir.
-  const data = keyer
-    ? await findSubject(store, audit, keyer.token(SUBJECT_KIND, normalised))
-    : { subject: '', messages: [], events: [], unreadable: [] };
-  return { config, store, audit, data };
+  return { ctx: operationContext(config), address: normalised };
 }
 
 /** Store, audit and SAR errors are the operator's to fix: one line, exit 1. */
@@ -113,7 +84,8 @@ export function registerSar(program: Command): void {
       .description("list the address's quarantined messages and audit events")
       .argument('<address>', 'e-mail address, e.g. jane.doe@example.com'),
   ).action(async (address: string, o: CommonOptions) => {
-    const { data } = await open(address, o).catch(userFacing);
+    const { ctx, address: a } = open(address, o);
+    const data = await findSubjectData(ctx, a).catch(userFacing);
     if (o.json) {
       process.stdout.write(JSON.stringify(data, null, 2) + '\n');
     } else if (isEmpty(data)) {
@@ -136,31 +108,22 @@ export function registerSar(program: Command): void {
       .requiredOption('--out <file>', 'archive to write (.tar.gz); never replaced unless --force')
       .option('--force', 'replace FILE if it exists'),
   ).action(async (address: string, o: CommonOptions & { out: string; force?: boolean }) => {
-    const { config, store, audit, data } = await open(address, o).catch(userFacing);
-    if (data.unreadable.length) {
+    const { ctx, address: a } = open(address, o);
+    const outcome = await exportSubjectData(ctx, a, { out: () => o.out, force: Boolean(o.force) }).catch(userFacing);
+    if (outcome.kind === 'unreadable') {
+      const { unreadable } = outcome;
       throw new UserError(
-        `${data.unreadable.length} quarantine ${data.unreadable.length === 1 ? 'entry' : 'entries'} cannot be read (${data.unreadable.join(', ')}), so the export could be incomplete; ` +
+        `${unreadable.length} quarantine ${unreadable.length === 1 ? 'entry' : 'entries'} cannot be read (${unreadable.join(', ')}), so the export could be incomplete; ` +
           'repair or delete them (mailveil quarantine delete ID) and run the export again; no archive was written',
       );
     }
-    if (isEmpty(data)) {
-      // The request is recorded even when there is nothing to hand over (no subject named).
-      await audit.append({ event: 'export', actor: osActor(), details: { messages: 0, events: 0, archive: false } }).catch(userFacing);
+    if (outcome.kind === 'empty') {
+      // The request was recorded even though there is nothing to hand over (no subject named).
       if (o.json) process.stdout.write(JSON.stringify({ file: null, messages: 0, events: 0, bytes: 0 }, null, 2) + '\n');
       else process.stdout.write(`${NOTHING}; no archive written\n`);
       return;
     }
-    const result = await exportSubject({
-      store,
-      audit,
-      data,
-      out: o.out,
-      force: Boolean(o.force),
-      actor: osActor(),
-      now: new Date(),
-      version: version(),
-      retentionMs: quarantineRetention(config),
-    }).catch(userFacing);
+    const { result } = outcome;
     if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     else
       process.stdout.write(
@@ -174,8 +137,8 @@ export function registerSar(program: Command): void {
       .description("delete the address's quarantined messages and erase its pseudonym from the audit log")
       .argument('<address>', 'e-mail address, e.g. jane.doe@example.com'),
   ).action(async (address: string, o: CommonOptions) => {
-    const { store, audit, data } = await open(address, o).catch(userFacing);
-    const r = await eraseSubject({ store, audit, data, actor: osActor() }).catch(userFacing);
+    const { ctx, address: a } = open(address, o);
+    const r = await eraseSubjectData(ctx, a).catch(userFacing);
     if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else
       process.stdout.write(

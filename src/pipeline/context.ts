@@ -52,7 +52,7 @@ export interface MessageContext {
   findings: Finding[];
   verdict: Verdict;
   /**
-   * Set when the message is a release from quarantine (src/release/): the
+   * Set when the message is a release from quarantine (src/operations/release.ts): the
    * verdict header then says `released; rules=<these ids>`, whatever
    * `verdict.action` tells the other stages to do.
    */

@@ -20,7 +20,8 @@
  * reading the quarantine is entitled to see them).
  *
  * Limits: the header section kept for display is at most `maxBytes`; past
- * that the view says it was cut.
+ * that the view says it was cut. The entry view around it (metadata,
+ * findings) is operations/quarantine.ts showEntry.
  */
 import { HEADER_TEXT_FIELDS, decodeHeaderValue } from '../mime/header-words';
 import { splitFields } from '../headers/fields';
@@ -28,7 +29,7 @@ import { HeaderEndFinder } from '../pipeline/header-block';
 import { compileRules, type Scope } from '../rules/compile';
 import { PartScanner } from '../rules/scanner';
 import type { RuleDefinition } from '../rules/types';
-import type { QuarantineFinding, QuarantineMeta } from './meta';
+import type { QuarantineFinding } from './meta';
 
 export interface HeaderView {
   /** The header section, LF line ends, masked fields replaced; no body. */
@@ -125,37 +126,4 @@ export function headerView(header: Buffer, findings: readonly QuarantineFinding[
     lines.push(`${name}: [masked: ${[...by].sort().join(',')}]`);
   });
   return { text: lines.join('\n'), masked, truncated };
-}
-
-/**
- * What `quarantine show` and `GET /api/quarantine/<id>` return: metadata,
- * findings and the masked header section; never the body. The whole entry
- * is read (and its tag checked) through readMessage before anything shows.
- * `rules` is only needed when a finding sits in the header fields.
- */
-export async function entryView(
-  store: { readMeta(id: string): Promise<QuarantineMeta>; keyIdOf(id: string): Promise<string>; readMessage(id: string): AsyncIterable<Buffer> },
-  id: string,
-  maxHeaderSize: number,
-  rules: () => readonly RuleDefinition[] | undefined,
-) {
-  const meta = await store.readMeta(id);
-  const keyId = await store.keyIdOf(id);
-  const { header, truncated } = await collectHeader(store.readMessage(id), maxHeaderSize);
-  const view = headerView(header, meta.findings, meta.findings.some((f) => f.part === '0') ? rules() : undefined, truncated);
-  return {
-    id: meta.id,
-    receivedAt: meta.receivedAt,
-    size: meta.size,
-    verdict: meta.verdict,
-    rules: meta.rules,
-    reasons: meta.reasons,
-    from: meta.from,
-    rcpts: meta.rcpts,
-    keyId,
-    findings: meta.findings,
-    headers: view.text,
-    masked: view.masked,
-    headersTruncated: view.truncated,
-  };
 }

@@ -1,14 +1,15 @@
 /*
- * Golden tests for what a release from quarantine sends (src/release/
- * rewrite.ts). Each folder under test/golden/release/ holds in.eml (the held
- * original), rules.yaml (a rule file: the `headers:` policy and the rules),
- * out.eml (the bytes the next hop gets before the final dot: CRLF,
- * dot-stuffed) and verdict.json ({verdict, rules} of the hold, and the
- * release's `redact` and verdict header value). The runner holds in.eml as
- * serve would (pass 1 + decide, which must say quarantine), releases it with
- * a fixed pseudonym key, fed in 1-, 3-, 17-byte chunks and whole, and
- * compares with out.eml byte for byte. UPDATE_GOLDEN=1 rewrites out.eml and
- * verdict.json instead: only on purpose, and review the diff by eye.
+ * Golden tests for what a release from quarantine sends
+ * (src/operations/release-rewrite.ts). Each folder under test/golden/release/
+ * holds in.eml (the held original), rules.yaml (a rule file: the `headers:`
+ * policy and the rules), out.eml (the bytes the next hop gets before the
+ * final dot: CRLF, dot-stuffed) and verdict.json ({verdict, rules} of the
+ * hold, and the release's `redact` and verdict header value). The runner
+ * holds in.eml as serve would (pass 1 + decide, which must say quarantine),
+ * releases it with a fixed pseudonym key, fed in 1-, 3-, 17-byte chunks and
+ * whole, and compares with out.eml byte for byte. UPDATE_GOLDEN=1 rewrites
+ * out.eml and verdict.json instead: only on purpose, and review the diff by
+ * eye.
  *
  * Beyond the golden bytes, every case must also hold these properties:
  *   - the header section is exactly what a delivered message's anonymisation
@@ -31,7 +32,7 @@ import { loadConfig } from '../../src/config/load';
 import { Pseudonymiser } from '../../src/observability/pseudonym';
 import { anonymiseHeaderBlock } from '../../src/pipeline/stages/anonymise-headers';
 import { verdictHeaderValue } from '../../src/pipeline/stages/verdict-header';
-import { releaseContext, releasedStream, trialRun, ReleaseRewriteError } from '../../src/release/rewrite';
+import { releaseContext, releasedStream, trialRun, ReleaseRewriteError } from '../../src/operations/release-rewrite';
 import type { RuleSet } from '../../src/rules/types';
 
 const CASES = join(TEST_DIR, 'golden', 'release');

@@ -1,6 +1,8 @@
 /*
- * `mailveil quarantine release ID`: delivers a held original to the next hop
- * with its original envelope, then removes the entry.
+ * Releasing a held message (`mailveil quarantine release ID`, POST
+ * /api/quarantine/<id>/release, through operations/quarantine.ts
+ * releaseEntry): delivers the held original to the next hop with its
+ * original envelope, then removes the entry.
  *
  * Order (guarantees 1, 2 and 4 applied to a release):
  *  1. a per-entry lock file (quarantine/.release-<id>.lock, O_EXCL, holding
@@ -12,7 +14,7 @@
  *     recipient, nothing is sent (RSET) and the entry stays: a release never
  *     drops a recipient silently;
  *  3. before any connection, the released message is produced once to
- *     nowhere (release/rewrite.ts): the pass-2 rewriters every delivered
+ *     nowhere (release-rewrite.ts): the pass-2 rewriters every delivered
  *     message gets (redaction with `redact`, header anonymisation, the
  *     verdict header `released; rules=<ids>`, SMTP encoding). A redaction
  *     that cannot be applied, a header section too large to anonymise or a
@@ -42,7 +44,7 @@ import type { QuarantineStore } from '../quarantine/store';
 import { EnvelopeError, mailFromCommand, rcptToCommand, xforwardCommands } from '../smtp/envelope';
 import { NextHopConnection, NextHopError, type NextHopOptions } from '../smtp/next-hop';
 import { formatReply, replyClass, replyStatus, type Reply } from '../smtp/reply';
-import { releaseContext, releasedStream, ReleaseRewriteError, rewriteFailure, trialRun, type ReleaseRewriteOptions } from './rewrite';
+import { releaseContext, releasedStream, ReleaseRewriteError, rewriteFailure, trialRun, type ReleaseRewriteOptions } from './release-rewrite';
 import type { MvCode } from '../errors';
 
 /** `rewrite`: the released message could not be produced (redaction, header anonymisation); nothing was sent. */
@@ -122,7 +124,7 @@ async function lock(store: QuarantineStore, id: string): Promise<() => Promise<v
 }
 
 /** Delivers entry `id` to the next hop and removes it; throws ReleaseError (entry kept) or a QuarantineError (NOT_FOUND, BAD_ID, CORRUPT...). */
-export async function releaseEntry(o: ReleaseOptions, id: string): Promise<ReleaseResult> {
+export async function releaseHeld(o: ReleaseOptions, id: string): Promise<ReleaseResult> {
   checkEntryId(id);
   const meta = await o.store.readMeta(id); // NOT_FOUND before any lock or connection
   const unlock = await lock(o.store, id);
