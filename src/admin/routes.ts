@@ -53,7 +53,7 @@ import { HttpError, readJsonBody, sendJson } from './http';
 import { ADMIN_TOKEN_NAME } from './token';
 import { nextHopOptions } from '../smtp/next-hop';
 import { deleteEntry } from '../quarantine/delete';
-import { Pseudonymiser } from '../observability/pseudonym';
+import { Pseudonymiser } from '../privacy/pseudonym';
 
 export interface AdminContext {
   config: Config;

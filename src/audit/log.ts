@@ -34,7 +34,7 @@ import { createReadStream } from 'node:fs';
 import { chmod, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ensurePrivateDir, fsyncDir, tempName } from '../quarantine/durable';
+import { ensurePrivateDir, fsyncDir, tempName } from '../storage/durable';
 
 export type AuditEventName = 'verdict' | 'release' | 'delete' | 'purge' | 'erase' | 'key_rotate' | 'auth_failed' | 'export';
 

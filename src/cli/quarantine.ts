@@ -35,7 +35,7 @@ import { purgeExpired, type PurgeResult } from '../quarantine/retention';
 import { releaseEntry, ReleaseError } from '../release/release';
 import { formatRuleError, loadRuleSet, RuleSetError } from '../rules/load';
 import type { RuleSet } from '../rules/types';
-import { Pseudonymiser } from '../observability/pseudonym';
+import { Pseudonymiser } from '../privacy/pseudonym';
 import { formatReply } from '../smtp/reply';
 import { UserError } from './main';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';

@@ -25,7 +25,7 @@ import { describeAccess } from '../access-error';
 import { EXPORTS_DIR } from '../admin/routes';
 import { ADMIN_TOKEN_FILE } from '../admin/token';
 import { AUDIT_DIR } from '../audit/log';
-import { PSEUDONYM_KEY_FILE } from '../observability/pseudonym';
+import { PSEUDONYM_KEY_FILE } from '../privacy/pseudonym';
 import { SPOOL_DIR } from '../pipeline/spool';
 import { KEYS_DIR } from '../quarantine/keys';
 import { QUARANTINE_DIR } from '../quarantine/store';

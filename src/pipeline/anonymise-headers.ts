@@ -21,7 +21,7 @@
  * three msg-id fields only; other fields are kept or removed, never edited.
  */
 import type { HeaderPolicy } from '../rules/types';
-import type { Pseudonymiser } from '../observability/pseudonym';
+import type { Pseudonymiser } from '../privacy/pseudonym';
 import type { Rewriter } from './stage';
 import { HeaderBlockTransform } from './header-block';
 import { compilePolicy } from '../headers/policy';

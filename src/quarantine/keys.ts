@@ -30,7 +30,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { accessError } from '../access-error';
-import { ensurePrivateDir, fsyncDir, writeFileDurably } from './durable';
+import { ensurePrivateDir, fsyncDir, writeFileDurably } from '../storage/durable';
 import { QuarantineError } from './errors';
 
 export const KEYS_DIR = 'keys';

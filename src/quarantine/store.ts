@@ -27,7 +27,7 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { lstat, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aad, ENTRY_SUFFIX, entryKey, layout, MAX_HEADER_BYTES, newHeader, parseHeader, TAG_BYTES, type EntryHeader } from './entry-format';
-import { ensurePrivateDir, fsyncDir, tempName, TEMP_PREFIX } from './durable';
+import { ensurePrivateDir, fsyncDir, tempName, TEMP_PREFIX } from '../storage/durable';
 import { QuarantineError, isQuarantineError } from './errors';
 import { KeyRing, keysDir } from './keys';
 import { checkEntryId, checkMeta, summarize, type QuarantineMeta, type QuarantineSummary } from './meta';

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEvent, AuditLog } from '../audit/log';
-import { PSEUDONYM_KEY_FILE, Pseudonymiser } from '../observability/pseudonym';
+import { PSEUDONYM_KEY_FILE, Pseudonymiser } from '../privacy/pseudonym';
 import { isQuarantineError } from '../quarantine/errors';
 import type { QuarantineFinding, QuarantineStore } from '../quarantine/store';
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { anonymiseHeaderBlock, anonymiseHeaders } from '../../src/pipeline/anonymise-headers';
 import { HeaderBlockTransform } from '../../src/pipeline/header-block';
 import { newContext } from '../../src/pipeline/context';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { compilePolicy } from '../../src/headers/policy';
 import { globMatch } from '../../src/headers/name-pattern';
 import { splitFields, fieldText } from '../../src/headers/fields';

@@ -14,7 +14,7 @@ import { newMessageId } from '../../src/smtp/handle-message';
 import { cleanExports, EXPORTS_DIR } from '../../src/admin/routes';
 import { QuarantineStore, quarantineDir } from '../../src/quarantine/store';
 import { keysDir } from '../../src/quarantine/keys';
-import { tempName } from '../../src/quarantine/durable';
+import { tempName } from '../../src/storage/durable';
 import { snapshot } from '../helpers/tree';
 
 const dirs: string[] = [];

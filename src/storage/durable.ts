@@ -1,6 +1,7 @@
 /*
- * The durable-write primitives the quarantine (and its keys) rely on for
- * guarantee 1: a file counts as stored only after it was written to a temp
+ * The durable-write primitives the quarantine, its keys and the audit log
+ * rely on for guarantee 1 (here, not under quarantine/, so the audit log can
+ * take them without importing the quarantine that imports it): a file counts as stored only after it was written to a temp
  * name in the same directory, fsync'd, renamed into place, and the directory
  * itself fsync'd (otherwise the rename can be lost on power failure even
  * though the data blocks survived). POSIX only: fsync on a directory opened
