@@ -54,6 +54,7 @@ import { ADMIN_TOKEN_NAME } from './token';
 import { nextHopOptions } from '../smtp/next-hop';
 import { deleteEntry } from '../quarantine/delete';
 import { Pseudonymiser } from '../privacy/pseudonym';
+import { EXPORT_NAME_RE, exportFileName, exportsDir } from '../state-layout';
 
 export interface AdminContext {
   config: Config;
@@ -68,7 +69,7 @@ export interface AdminContext {
 }
 
 const ACTOR = tokenActor(ADMIN_TOKEN_NAME);
-export const EXPORTS_DIR = 'exports';
+export { EXPORTS_DIR } from '../state-layout';
 const RULE_ID_RE = /^[a-z0-9-]{1,128}$/;
 
 let cachedVersion: string | undefined;
@@ -310,10 +311,10 @@ async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknow
     await audit.append({ event: 'export', actor: ACTOR, details: { messages: 0, events: 0, archive: false } });
     throw new HttpError(404, 'nothing found for that address; no archive made', { messages: 0, events: 0 });
   }
-  const dir = join(config.state_dir, EXPORTS_DIR);
+  const dir = exportsDir(config.state_dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const now = ctx.now();
-  const file = join(dir, `sar-${randomBytes(8).toString('hex')}.tar.gz`);
+  const file = join(dir, exportFileName(randomBytes(8).toString('hex')));
   try {
     const r = await exportSubject({
       store,
@@ -344,8 +345,6 @@ async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknow
   }
 }
 
-/** The archive export() writes (sar-<16 hex>.tar.gz), and exportSubject's temp file beside it. */
-const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\.tar\.gz\.tmp-[0-9a-f]{12})$/;
 
 /**
  * Removes archives a crash left in <state_dir>/exports (they hold decrypted
@@ -353,7 +352,7 @@ const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\.tar\.g
  * and an exports path that is not a real directory is not looked into.
  */
 export async function cleanExports(stateDir: string): Promise<number> {
-  const dir = join(stateDir, EXPORTS_DIR);
+  const dir = exportsDir(stateDir);
   const st = await lstat(dir).catch(() => undefined);
   if (!st?.isDirectory()) return 0;
   let n = 0;

@@ -39,6 +39,7 @@ import { isQuarantineError } from '../quarantine/errors';
 import type { QuarantineMeta } from '../quarantine/meta';
 import { checkEntryId } from '../quarantine/meta';
 import type { QuarantineStore } from '../quarantine/store';
+import { releaseLockName } from '../state-layout';
 import { EnvelopeError, mailFromCommand, rcptToCommand, xforwardCommands } from '../smtp/envelope';
 import { NextHopConnection, NextHopError, type NextHopOptions } from '../smtp/next-hop';
 import { formatReply, replyClass, replyStatus, type Reply } from '../smtp/reply';
@@ -75,7 +76,7 @@ export interface ReleaseResult {
 }
 
 function lockPath(store: QuarantineStore, id: string): string {
-  return join(store.dir, `.release-${id}.lock`);
+  return join(store.dir, releaseLockName(id));
 }
 
 function alive(pid: number): boolean {

@@ -30,6 +30,7 @@ import type { QuarantineStore } from '../quarantine/store';
 import { eventsForSubject, type SubjectData } from './find';
 import { formatDuration } from './format';
 import { SUBJECT_FIELD_LABELS } from './subjects';
+import { exportTempName } from '../state-layout';
 
 export class SarError extends Error {
   readonly code = 'MV_SAR';
@@ -235,7 +236,7 @@ export async function exportSubject(o: ExportOptions): Promise<ExportResult> {
   });
   if (existing?.isDirectory()) throw new SarError(`${o.out} is a directory; --out names the archive file to write`);
   if (existing && !o.force) throw alreadyExists(o.out);
-  const tmp = join(dirname(out), `.${basename(out)}.tmp-${randomBytes(6).toString('hex')}`);
+  const tmp = join(dirname(out), exportTempName(basename(out), randomBytes(6).toString('hex')));
   try {
     try {
       await writeArchive(o, tmp);

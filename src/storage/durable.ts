@@ -11,12 +11,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink, chmod, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { tempFileName } from '../state-layout';
 
-/** Prefix of every temp file; list() and the key loader skip it, recover() removes it. */
-export const TEMP_PREFIX = '.tmp-';
-
+/** A temp name of the layout's form, which QuarantineStore.recover() knows to remove. */
 export function tempName(base: string): string {
-  return `${TEMP_PREFIX}${base}-${randomBytes(6).toString('hex')}`;
+  return tempFileName(base, randomBytes(6).toString('hex'));
 }
 
 /**

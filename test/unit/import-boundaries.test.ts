@@ -31,8 +31,8 @@ import { REPO_ROOT } from '../helpers/paths';
 
 /** Lowest first. Names that do not exist yet (errors.ts, operations) are allowed for. */
 const LAYERS: readonly (readonly string[])[] = [
-  // Leaves: ambient types, the error catalogue, shared vocabularies.
-  ['types', 'errors.ts', 'access-error.ts', 'actions.ts'],
+  // Leaves: ambient types, the error catalogue, shared vocabularies, the names under state_dir.
+  ['types', 'errors.ts', 'access-error.ts', 'actions.ts', 'state-layout.ts'],
   // Durable file writes, for every store under state_dir.
   ['storage'],
   // The typed config and the state_dir layout.
