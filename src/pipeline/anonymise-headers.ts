@@ -25,7 +25,7 @@ import type { Pseudonymiser } from '../privacy/pseudonym';
 import type { Rewriter } from './stage';
 import { HeaderBlockTransform } from './header-block';
 import { compilePolicy } from '../headers/policy';
-import { splitFields, joinFields, fieldText, type Field } from '../headers/fields';
+import { splitFields, joinFields, fieldText, type Field } from '../mime/header-fields';
 import { planReceived } from '../headers/received-hosts';
 import { MSG_ID_FIELDS, internalHostKey, rewriteMsgIds } from '../headers/message-id';
 

@@ -13,7 +13,7 @@ import { newContext } from '../../src/pipeline/context';
 import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { compilePolicy } from '../../src/headers/policy';
 import { globMatch } from '../../src/headers/name-pattern';
-import { splitFields, fieldText } from '../../src/headers/fields';
+import { splitFields, fieldText } from '../../src/mime/header-fields';
 import { InternalHosts, hostName, normaliseIp } from '../../src/headers/internal';
 import type { HeaderPolicy, RuleSet } from '../../src/rules/types';
 import type { Config } from '../../src/config/load';
