@@ -69,7 +69,6 @@ export interface AdminContext {
 }
 
 const ACTOR = tokenActor(ADMIN_TOKEN_NAME);
-export { EXPORTS_DIR } from '../state-layout';
 const RULE_ID_RE = /^[a-z0-9-]{1,128}$/;
 
 let cachedVersion: string | undefined;
@@ -344,7 +343,6 @@ async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknow
     await unlink(file).catch(() => undefined);
   }
 }
-
 
 /**
  * Removes archives a crash left in <state_dir>/exports (they hold decrypted
