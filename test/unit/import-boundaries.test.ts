@@ -35,7 +35,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['types', 'errors.ts', 'access-error.ts', 'actions.ts', 'state-layout.ts'],
   // Durable file writes, for every store under state_dir.
   ['storage'],
-  // The typed config and the state_dir layout.
+  // The typed config, and the check that state_dir is mailveil's.
   ['config'],
   ['detectors'],
   ['mime'],
