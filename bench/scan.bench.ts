@@ -14,7 +14,7 @@ import { loadConfig } from '../src/config/load';
 import { loadRuleSet } from '../src/rules/load';
 import { newContext } from '../src/pipeline/context';
 import { analyse } from '../src/pipeline/run';
-import { Pseudonymiser } from '../src/observability/pseudonym';
+import { Pseudonymiser } from '../src/privacy/pseudonym';
 import { DETECTORS } from '../src/detectors';
 import { REPO_ROOT } from '../test/helpers/paths';
 import type { BenchModule } from './run';

@@ -19,7 +19,7 @@ import { newContext, type MessageContext } from '../src/pipeline/context';
 import { PIPELINE } from '../src/pipeline/lifecycle';
 import { AnalysisStream } from '../src/pipeline/run';
 import { Spool } from '../src/pipeline/spool';
-import { Pseudonymiser } from '../src/observability/pseudonym';
+import { Pseudonymiser } from '../src/privacy/pseudonym';
 import { REPO_ROOT } from '../test/helpers/paths';
 import type { BenchModule } from './run';
 

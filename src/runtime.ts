@@ -4,7 +4,7 @@
  */
 import type { Config } from './config/load';
 import type { RuleSet } from './rules/types';
-import type { Pseudonymiser } from './observability/pseudonym';
+import type { Pseudonymiser } from './privacy/pseudonym';
 import type { Metrics } from './observability/metrics';
 import type { Logger } from './observability/log';
 import type { NextHopPool, NextHopObserver } from './smtp/next-hop-pool';

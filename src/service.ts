@@ -22,7 +22,7 @@ import type { Config } from './config/load';
 import { formatEndpoint } from './config/address';
 import { formatRuleError, loadRuleSet, RuleSetError } from './rules/load';
 import type { RuleSet } from './rules/types';
-import { Pseudonymiser } from './observability/pseudonym';
+import { Pseudonymiser } from './privacy/pseudonym';
 import { accessError } from './access-error';
 import { Metrics } from './observability/metrics';
 import { createLogger, type Logger } from './observability/log';

@@ -46,9 +46,11 @@ import { ENTRY_ID_RE } from '../quarantine/meta';
 import type { QuarantineStore } from '../quarantine/store';
 import type { RuleSet } from '../rules/types';
 import { SarError } from '../sar/export';
-import { formatReply } from '../smtp/reply';
+import { formatReply } from '../pipeline/reply';
 import { HttpError, readJsonBody, sendJson } from './http';
 import { ADMIN_TOKEN_NAME } from './token';
+import { Pseudonymiser } from '../privacy/pseudonym';
+import { EXPORT_NAME_RE, exportFileName, exportsDir } from '../state-layout';
 
 export interface AdminContext {
   config: Config;
@@ -63,7 +65,6 @@ export interface AdminContext {
 }
 
 const ACTOR = tokenActor(ADMIN_TOKEN_NAME);
-export const EXPORTS_DIR = 'exports';
 const RULE_ID_RE = /^[a-z0-9-]{1,128}$/;
 
 /** The context the operations run in for a request: the running instance's store and log, as the admin token. */
@@ -237,8 +238,8 @@ async function sarErase(ctx: AdminContext, res: ServerResponse, address: unknown
 
 async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknown): Promise<void> {
   const a = addressParam(address);
-  const dir = join(ctx.config.state_dir, EXPORTS_DIR);
-  const file = join(dir, `sar-${randomBytes(8).toString('hex')}.tar.gz`);
+  const dir = exportsDir(ctx.config.state_dir);
+  const file = join(dir, exportFileName(randomBytes(8).toString('hex')));
   try {
     const outcome = await exportSubjectData(operations(ctx), a, {
       out: async () => {
@@ -276,16 +277,13 @@ async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknow
   }
 }
 
-/** The archive export() writes (sar-<16 hex>.tar.gz), and exportSubject's temp file beside it. */
-const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\.tar\.gz\.tmp-[0-9a-f]{12})$/;
-
 /**
  * Removes archives a crash left in <state_dir>/exports (they hold decrypted
  * mail). Only regular files with those names: nothing else there is ours,
  * and an exports path that is not a real directory is not looked into.
  */
 export async function cleanExports(stateDir: string): Promise<number> {
-  const dir = join(stateDir, EXPORTS_DIR);
+  const dir = exportsDir(stateDir);
   const st = await lstat(dir).catch(() => undefined);
   if (!st?.isDirectory()) return 0;
   let n = 0;

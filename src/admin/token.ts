@@ -13,8 +13,8 @@ import { chmod, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { accessError } from '../access-error';
 import type { MvCode } from '../errors';
+import { adminTokenFile } from '../state-layout';
 
-export const ADMIN_TOKEN_FILE = 'admin.token';
 /** The token's name in audit events (actor `token:admin`). */
 export const ADMIN_TOKEN_NAME = 'admin';
 /** A hand-written token shorter than this is refused at start. */
@@ -37,7 +37,7 @@ const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest();
 
 /** Reads <state_dir>/admin.token, creating it (0600) if missing. */
 export async function ensureAdminToken(stateDir: string): Promise<AdminToken> {
-  const file = join(stateDir, ADMIN_TOKEN_FILE);
+  const file = adminTokenFile(stateDir);
   let created = false;
   try {
     const fh = await open(file, 'wx', 0o600);

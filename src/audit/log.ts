@@ -34,8 +34,9 @@ import { createReadStream } from 'node:fs';
 import { chmod, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ensurePrivateDir, fsyncDir, tempName } from '../quarantine/durable';
+import { ensurePrivateDir, fsyncDir, tempName } from '../storage/durable';
 import type { MvCode } from '../errors';
+import { AUDIT_FILE_RE, auditDir, auditFileName } from '../state-layout';
 
 export type AuditEventName = 'verdict' | 'release' | 'delete' | 'purge' | 'erase' | 'key_rotate' | 'auth_failed' | 'export';
 
@@ -52,8 +53,7 @@ export interface AuditEvent {
 
 /** What replaces an erased subject's pseudonym in every event. */
 export const ERASED = '[erased]';
-export const AUDIT_DIR = 'audit';
-const FILE_RE = /^audit-(\d{4}-\d{2}-\d{2})\.jsonl$/;
+export { auditDir } from '../state-layout';
 const DAY_MS = 86_400_000;
 /** Anything shaped like local@domain: never allowed in an audit event. */
 const ADDRESS_LIKE = /[^\s@<>"]+@[^\s@<>"]+\.[^\s@<>"]+/;
@@ -64,14 +64,6 @@ const MAX_DETAILS_DEPTH = 8;
 
 export class AuditError extends Error {
   readonly code: MvCode = 'MV_AUDIT';
-}
-
-export function auditDir(stateDir: string): string {
-  return join(stateDir, AUDIT_DIR);
-}
-
-export function auditFileName(day: string): string {
-  return `audit-${day}.jsonl`;
 }
 
 function containsAddress(v: unknown, depth = 0): boolean {
@@ -228,7 +220,7 @@ export class AuditLog {
     }
     return names
       .flatMap((name) => {
-        const m = FILE_RE.exec(name);
+        const m = AUDIT_FILE_RE.exec(name);
         return m ? [{ name, day: m[1] }] : [];
       })
       .sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));

@@ -34,7 +34,8 @@ import type { EntryDetail, EntryListItem } from '../operations/entry-view';
 import { deleteEntry, listEntries, purgeEntries, releaseEntry, showEntry, type PurgeReport } from '../operations/quarantine';
 import { formatRuleError, loadRuleSet, RuleSetError } from '../rules/load';
 import type { RuleSet } from '../rules/types';
-import { formatReply } from '../smtp/reply';
+import { Pseudonymiser } from '../privacy/pseudonym';
+import { formatReply } from '../pipeline/reply';
 import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig, operationContext } from './instance';
 

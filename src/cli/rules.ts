@@ -10,7 +10,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { newContext } from '../pipeline/context';
 import { analyse } from '../pipeline/run';
-import { Pseudonymiser } from '../observability/pseudonym';
+import { Pseudonymiser } from '../privacy/pseudonym';
 import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 

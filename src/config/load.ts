@@ -18,7 +18,7 @@ import { configSchema } from './schema';
 import { parseEndpoint, parseCidr, type Endpoint } from './address';
 import { parseSize, sizeFix } from './size';
 import { parseDuration, durationFix } from './duration';
-import type { Action } from '../rules/types';
+import type { Action } from '../actions';
 import type { MvCode } from '../errors';
 
 export interface Config {

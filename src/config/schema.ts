@@ -4,7 +4,7 @@
  * because a misspelt key that is silently ignored is a policy that is not
  * applied.
  */
-import { ACTIONS } from '../rules/types';
+import { ACTIONS } from '../actions';
 
 
 const endpoint = { type: 'string', format: 'endpoint' } as const;

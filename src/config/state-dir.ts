@@ -22,33 +22,15 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeAccess } from '../access-error';
-import { EXPORTS_DIR } from '../admin/routes';
-import { ADMIN_TOKEN_FILE } from '../admin/token';
-import { AUDIT_DIR } from '../audit/log';
-import { PSEUDONYM_KEY_FILE } from '../observability/pseudonym';
-import { SPOOL_DIR } from '../pipeline/spool';
-import { KEYS_DIR } from '../quarantine/keys';
-import { QUARANTINE_DIR } from '../quarantine/store';
 import type { MvCode } from '../errors';
+import { MARKER_TEMP_RE, markerTempName, STATE_ENTRIES, STATE_MARKER, stateMarkerFile } from '../state-layout';
 
-export const STATE_MARKER = 'state.json';
+export { STATE_MARKER } from '../state-layout';
 export const STATE_FORMAT = 1;
 const MARKER_KIND = 'mailveil-state';
-/** A marker write that a crash interrupted: ours, harmless, left alone. */
-const MARKER_TEMP_RE = /^\.state\.json\.tmp-[0-9a-f]{12}$/;
 /** How many foreign names an error message lists. */
 const NAMES_SHOWN = 3;
 
-/** What mailveil creates at the top of state_dir, and of which type. */
-const OWN_ENTRIES: ReadonlyMap<string, 'dir' | 'file'> = new Map([
-  [SPOOL_DIR, 'dir'],
-  [QUARANTINE_DIR, 'dir'],
-  [KEYS_DIR, 'dir'],
-  [AUDIT_DIR, 'dir'],
-  [EXPORTS_DIR, 'dir'],
-  [PSEUDONYM_KEY_FILE, 'file'],
-  [ADMIN_TOKEN_FILE, 'file'],
-]);
 
 export interface StateMarker {
   kind: typeof MARKER_KIND;
@@ -84,13 +66,14 @@ function isOwn(dir: string, name: string): boolean {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
     throw err;
   }
+  // A marker write that a crash interrupted: ours, harmless, left alone.
   if (MARKER_TEMP_RE.test(name)) return st.isFile();
-  const want = OWN_ENTRIES.get(name);
+  const want = STATE_ENTRIES.get(name);
   return want === 'dir' ? st.isDirectory() : want === 'file' ? st.isFile() : false;
 }
 
 function readMarker(dir: string): StateMarker | undefined {
-  const file = join(dir, STATE_MARKER);
+  const file = stateMarkerFile(dir);
   let text: string;
   try {
     if (!lstatSync(file).isFile()) throw new StateDirError(`${file} is not a regular file; move it away, or point state_dir elsewhere`);
@@ -144,7 +127,7 @@ function listNames(names: string[]): string {
 /** Writes the marker: temp file, fsync, rename, directory fsync. */
 function writeMarker(dir: string, now: Date): void {
   const marker: StateMarker = { kind: MARKER_KIND, format: STATE_FORMAT, created: now.toISOString() };
-  const tmp = join(dir, `.${STATE_MARKER}.tmp-${randomBytes(6).toString('hex')}`);
+  const tmp = join(dir, markerTempName(randomBytes(6).toString('hex')));
   const fd = openSync(tmp, 'wx', 0o600);
   try {
     writeSync(fd, JSON.stringify(marker) + '\n');
@@ -152,7 +135,7 @@ function writeMarker(dir: string, now: Date): void {
   } finally {
     closeSync(fd);
   }
-  renameSync(tmp, join(dir, STATE_MARKER));
+  renameSync(tmp, stateMarkerFile(dir));
   const dfd = openSync(dir, 'r');
   try {
     fsyncSync(dfd);

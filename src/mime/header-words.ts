@@ -11,10 +11,11 @@
  * it cannot read: an unknown charset or invalid base64 is a problem for the
  * caller to report (fail closed).
  *
- * One linear pass per section, because mailsplit's own header parser is
+ * Linear in the section, because mailsplit's own header parser is
  * super-linear on hostile input (see src/types/mailsplit.d.ts).
  */
 import { Base64Decoder, hexValue } from './transfer-decode';
+import { splitFields } from './header-fields';
 import { Utf8OrLatin, decodeBytes } from './charset';
 
 export interface HeaderField {
@@ -40,43 +41,52 @@ export const HEADER_TEXT_FIELDS = new Set([
 const FIELD_NAME = /^[!-9;-~]+$/;
 
 /**
- * Splits a header section (latin1 text, may end with the empty line) into
- * fields. Only fields for which `want(name)` is true keep their value, so a
- * section full of Received lines costs no copies.
+ * The fields of a header section (latin1 text, may end with the empty line).
+ * Only fields for which `want(name)` is true keep their value, so a section
+ * full of Received lines costs no copies.
+ *
+ * Where the section ends and which lines fold into which field is
+ * splitFields' (header-fields.ts), the one header splitter. Its fields are
+ * read again line by line here for one thing it does not judge: a line that
+ * is no field (no colon, or a name with blanks or controls) is a bad line,
+ * and ends the field before it, so its continuation lines are read as lines
+ * of their own.
  */
 export function parseHeaderSection(text: string, want: (name: string) => boolean): HeaderSection {
   const fields: HeaderField[] = [];
   const badLines: string[] = [];
   let current: HeaderField | undefined;
   let skipping = false;
-  let pos = 0;
   let first = true;
-  while (pos < text.length) {
-    const nl = text.indexOf('\n', pos);
-    const lineEnd = nl < 0 ? text.length : nl;
-    const next = nl < 0 ? text.length : nl + 1;
-    const contentEnd = lineEnd > pos && text.charCodeAt(lineEnd - 1) === 0x0d ? lineEnd - 1 : lineEnd;
-    if (contentEnd === pos) break; // the empty line
-    const c = text.charCodeAt(pos);
-    if ((c === 0x20 || c === 0x09) && (current || skipping)) {
-      if (current) current.value += text.slice(pos, contentEnd);
-    } else {
-      // Looked for within the line only: indexOf could run to the end of the section on every line.
-      let colon = pos;
-      while (colon < contentEnd && text.charCodeAt(colon) !== 0x3a) colon++;
-      const name = colon < contentEnd ? text.slice(pos, colon).trim().toLowerCase() : '';
-      if (name && FIELD_NAME.test(name)) {
-        current = want(name) ? { name, value: text.slice(colon + 1, contentEnd).replace(/^[ \t]+/, '') } : undefined;
-        skipping = !current;
-        if (current) fields.push(current);
+  for (const span of splitFields(text).fields) {
+    let pos = span.start;
+    while (pos < span.end) {
+      const nl = text.indexOf('\n', pos);
+      const lineEnd = nl < 0 ? text.length : nl;
+      const next = nl < 0 ? text.length : nl + 1;
+      const contentEnd = lineEnd > pos && text.charCodeAt(lineEnd - 1) === 0x0d ? lineEnd - 1 : lineEnd;
+      // A lone CR at the very end: no field, and the end of the section.
+      if (contentEnd === pos) return { fields, badLines };
+      if (pos !== span.start && (current || skipping)) {
+        if (current) current.value += text.slice(pos, contentEnd);
       } else {
-        current = undefined;
-        skipping = false;
-        if (!(first && text.startsWith('From ', pos))) badLines.push(text.slice(pos, contentEnd));
+        // Looked for within the line only: indexOf could run to the end of the section on every line.
+        let colon = pos;
+        while (colon < contentEnd && text.charCodeAt(colon) !== 0x3a) colon++;
+        const name = colon < contentEnd ? text.slice(pos, colon).trim().toLowerCase() : '';
+        if (name && FIELD_NAME.test(name)) {
+          current = want(name) ? { name, value: text.slice(colon + 1, contentEnd).replace(/^[ \t]+/, '') } : undefined;
+          skipping = !current;
+          if (current) fields.push(current);
+        } else {
+          current = undefined;
+          skipping = false;
+          if (!(first && text.startsWith('From ', pos))) badLines.push(text.slice(pos, contentEnd));
+        }
       }
+      first = false;
+      pos = next;
     }
-    first = false;
-    pos = next;
   }
   return { fields, badLines };
 }

@@ -251,3 +251,36 @@ export function transferDecoder(encoding: string | undefined): { decoder: ByteDe
       return { decoder: new IdentityDecoder(), problem: 'bad_transfer_encoding' };
   }
 }
+
+/**
+ * A whole part body at once, for the redactor, which re-encodes what it
+ * decodes. Only "base64" and "quoted-printable" (as the redactor names them)
+ * are decoded; any other body is returned as it is.
+ *
+ * quoted-printable goes through the same decoder as above, after two passes
+ * that need the whole part, as the redactor has always read it (libqp's
+ * decode, before this was one decoder): blanks that end a line are dropped
+ * (RFC 2045 6.7 rule 3: transport added them), and soft breaks are joined
+ * before any escape is read, so an escape a soft break cut in two ("=4=\n1")
+ * is one byte. An "=" the join leaves before a line end is text, and is
+ * escaped so the decoder does not take it for a soft break.
+ */
+export function decodeWholePart(raw: Buffer, encoding: string): Buffer {
+  let decoder: ByteDecoder;
+  let input = raw;
+  if (encoding === 'base64') decoder = new Base64Decoder();
+  else if (encoding === 'quoted-printable') {
+    decoder = new QuotedPrintableDecoder();
+    const text = raw
+      .toString('latin1')
+      // The group before the blanks keeps this linear: a bare /[ \t]+$/ rescans every run from each of its blanks.
+      .replace(/(^|[^ \t])[ \t]+(?=[\n\r]|$)/g, '$1')
+      .replace(/=(?:\r?\n|$)/g, '')
+      // What is left is text: an "=" still before blanks and a line end (or the end) is no soft break now.
+      .replace(/=(?=[ \t]*(?:[\r\n]|$))/g, '=3D');
+    input = Buffer.from(text, 'latin1');
+  } else return raw;
+  const head = decoder.write(input);
+  const tail = decoder.end();
+  return tail.length ? Buffer.concat([head, tail]) : head;
+}

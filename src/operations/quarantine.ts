@@ -20,13 +20,13 @@
  * AuditError): each front maps them to its exit code or HTTP status.
  */
 import { formatEndpoint } from '../config/address';
-import { Pseudonymiser } from '../observability/pseudonym';
+import { Pseudonymiser } from '../privacy/pseudonym';
 import { isQuarantineError } from '../quarantine/errors';
 import { collectHeader, headerView } from '../quarantine/header-view';
 import { purgeExpired } from '../quarantine/retention';
 import type { RuleDefinition, RuleSet } from '../rules/types';
 import { nextHopOptions } from '../smtp/next-hop';
-import type { Reply } from '../smtp/reply';
+import type { Reply } from '../pipeline/reply';
 import type { OperationContext } from './context';
 import { entryDetail, listItem, type EntryDetail, type EntryListItem } from './entry-view';
 import { releaseHeld } from './release';

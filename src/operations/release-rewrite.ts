@@ -23,7 +23,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/load';
-import type { Pseudonymiser } from '../observability/pseudonym';
+import type { Pseudonymiser } from '../privacy/pseudonym';
 import { newContext, type MessageContext } from '../pipeline/context';
 import { HeaderTooLargeError } from '../pipeline/header-block';
 import { analyse, pass2FromSource } from '../pipeline/run';

@@ -41,9 +41,10 @@ import { isQuarantineError } from '../quarantine/errors';
 import type { QuarantineMeta } from '../quarantine/meta';
 import { checkEntryId } from '../quarantine/meta';
 import type { QuarantineStore } from '../quarantine/store';
+import { releaseLockName } from '../state-layout';
 import { EnvelopeError, mailFromCommand, rcptToCommand, xforwardCommands } from '../smtp/envelope';
 import { NextHopConnection, NextHopError, type NextHopOptions } from '../smtp/next-hop';
-import { formatReply, replyClass, replyStatus, type Reply } from '../smtp/reply';
+import { formatReply, replyClass, replyStatus, type Reply } from '../pipeline/reply';
 import { releaseContext, releasedStream, ReleaseRewriteError, rewriteFailure, trialRun, type ReleaseRewriteOptions } from './release-rewrite';
 import type { MvCode } from '../errors';
 
@@ -91,7 +92,7 @@ export interface ReleaseResult {
 }
 
 function lockPath(store: QuarantineStore, id: string): string {
-  return join(store.dir, `.release-${id}.lock`);
+  return join(store.dir, releaseLockName(id));
 }
 
 function alive(pid: number): boolean {

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/load';
 import type { RuleSet, Action } from '../rules/types';
-import type { Pseudonymiser } from '../observability/pseudonym';
+import type { Pseudonymiser } from '../privacy/pseudonym';
 import { EXTRACT_REASONS } from '../mime/types';
 import type { QuarantineEnvelope } from '../quarantine/meta';
 

@@ -9,41 +9,12 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { MvCode } from '../errors';
+import { HeaderEndFinder } from '../mime/header-end';
 
-const LF = 0x0a;
-const CR = 0x0d;
+export { HeaderEndFinder } from '../mime/header-end';
 
 export class HeaderTooLargeError extends Error {
   readonly code: MvCode = 'MV_HEADER_TOO_LARGE';
-}
-
-/** Incremental search for the empty line that ends a header section. */
-export class HeaderEndFinder {
-  private atLineStart = true;
-  private crAtLineStart = false;
-
-  /** Index in `chunk` just past the empty line, or -1 if it is not in this chunk. */
-  feed(chunk: Buffer): number {
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.atLineStart) {
-        const b = chunk[i];
-        if (b === LF) return i + 1;
-        if (b === CR && !this.crAtLineStart) {
-          this.crAtLineStart = true;
-          i++;
-          continue;
-        }
-        this.atLineStart = false;
-        this.crAtLineStart = false;
-      }
-      const nl = chunk.indexOf(LF, i);
-      if (nl < 0) return -1;
-      this.atLineStart = true;
-      i = nl + 1;
-    }
-    return -1;
-  }
 }
 
 export class HeaderBlockTransform extends Transform {

@@ -24,7 +24,7 @@ import { anonymiseHeaders } from './stages/anonymise-headers';
 import { verdictHeader } from './stages/verdict-header';
 import { smtpEncode } from './stages/smtp-encode';
 import type { Analyzer, Decider, Rewriter } from './stage';
-import type { Reply } from '../smtp/reply';
+import type { Reply } from './reply';
 import type { ReplyCode } from '../errors';
 
 /** The byte stages of each pass, in order. */

@@ -6,12 +6,12 @@
  */
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/load';
-import type { Pseudonymiser } from '../observability/pseudonym';
+import type { Pseudonymiser } from '../privacy/pseudonym';
 import type { Metrics } from '../observability/metrics';
 import type { Logger } from '../observability/log';
 import type { QuarantineStore } from '../quarantine/store';
 import type { AuditLog } from '../audit/log';
-import type { Reply } from '../smtp/reply';
+import type { Reply } from './reply';
 import type { MessageContext } from './context';
 import type { Spool } from './spool';
 import type { StageTimings } from './run';

@@ -5,7 +5,7 @@
  * host name; a passed-back next-hop reply is the next hop's own text.
  */
 import { smtpReplyOf } from '../errors';
-import { formatReply } from '../smtp/reply';
+import { formatReply } from './reply';
 import { OUTCOMES, type Outcome } from './lifecycle';
 import type { MessageContext } from './context';
 

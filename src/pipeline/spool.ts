@@ -14,19 +14,10 @@ import { createReadStream, createWriteStream, lstatSync, mkdirSync, readdirSync,
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { SPOOL_NAME_RE, spoolDir, spoolFileName } from '../state-layout';
 
-export const SPOOL_DIR = 'spool';
-
-export function spoolDir(stateDir: string): string {
-  return join(stateDir, SPOOL_DIR);
-}
-
-/** A spool file's name: the message id (newMessageId: digits and A-Z) and `.spool`. */
-export const SPOOL_NAME_RE = /^[0-9A-Z]{1,64}\.spool$/;
-
-export function spoolFileName(id: string): string {
-  return `${id}.spool`;
-}
+// The names are the state_dir layout's; re-exported for this file's users.
+export { SPOOL_NAME_RE, spoolDir, spoolFileName } from '../state-layout';
 
 /**
  * Removes spool files a previous process left behind; they cannot be

@@ -34,7 +34,7 @@
 import { hkdfSync, randomBytes } from 'node:crypto';
 import { QuarantineError } from './errors';
 
-export const ENTRY_SUFFIX = '.mvq';
+export { ENTRY_SUFFIX } from '../state-layout';
 export const MAGIC = Buffer.from('MVQE', 'latin1');
 export const FORMAT_VERSION = 1;
 export const SALT_BYTES = 16;

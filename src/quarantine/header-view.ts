@@ -24,8 +24,8 @@
  * findings) is operations/quarantine.ts showEntry.
  */
 import { HEADER_TEXT_FIELDS, decodeHeaderValue } from '../mime/header-words';
-import { splitFields } from '../headers/fields';
-import { HeaderEndFinder } from '../pipeline/header-block';
+import { splitFields, unfold } from '../mime/header-fields';
+import { HeaderEndFinder } from '../mime/header-end';
 import { compileRules, type Scope } from '../rules/compile';
 import { PartScanner } from '../rules/scanner';
 import type { RuleDefinition } from '../rules/types';
@@ -65,10 +65,6 @@ export async function collectHeader(message: AsyncIterable<Buffer>, maxBytes: nu
     size += part.length;
   }
   return { header: Buffer.concat(kept, size), truncated };
-}
-
-function unfold(value: string): string {
-  return value.replace(/\r?\n(?=[ \t])/g, '');
 }
 
 /** `rules` are the live rule definitions, if they could be loaded. */

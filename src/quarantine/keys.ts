@@ -30,26 +30,17 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { accessError } from '../access-error';
-import { ensurePrivateDir, fsyncDir, writeFileDurably } from './durable';
+import { ensurePrivateDir, fsyncDir, writeFileDurably } from '../storage/durable';
+import { CURRENT_KEY_FILE, KEY_FILE_RE, keyFileName, keysDir } from '../state-layout';
 import { QuarantineError } from './errors';
 
-export const KEYS_DIR = 'keys';
-export const CURRENT_KEY_FILE = 'current';
+export { CURRENT_KEY_FILE, keysDir } from '../state-layout';
 export const KEY_BYTES = 32;
 const KEY_ID_RE = /^[0-9a-f]{16}$/;
-const KEY_FILE_RE = /^quarantine-([0-9a-f]{16})\.key$/;
 
 export interface DataKey {
   id: string;
   key: Buffer;
-}
-
-export function keysDir(stateDir: string): string {
-  return join(stateDir, KEYS_DIR);
-}
-
-function keyFileName(id: string): string {
-  return `quarantine-${id}.key`;
 }
 
 export function isKeyId(id: string): boolean {

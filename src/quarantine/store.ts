@@ -26,25 +26,19 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { lstat, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { aad, ENTRY_SUFFIX, entryKey, layout, MAX_HEADER_BYTES, newHeader, parseHeader, TAG_BYTES, type EntryHeader } from './entry-format';
-import { ensurePrivateDir, fsyncDir, tempName, TEMP_PREFIX } from './durable';
+import { aad, entryKey, layout, MAX_HEADER_BYTES, newHeader, parseHeader, TAG_BYTES, type EntryHeader } from './entry-format';
+import { ensurePrivateDir, fsyncDir, tempName } from '../storage/durable';
+import { ENTRY_NAME_RE, ENTRY_SUFFIX, keysDir, quarantineDir, TEMP_NAME_RE, TEMP_PREFIX } from '../state-layout';
 import { QuarantineError, isQuarantineError } from './errors';
-import { KeyRing, keysDir } from './keys';
+import { KeyRing } from './keys';
 import { checkEntryId, checkMeta, summarize, type QuarantineMeta, type QuarantineSummary } from './meta';
 
 export type { QuarantineMeta, QuarantineSummary, QuarantineEntrySummary, QuarantineUnreadableEntry, QuarantineFinding, QuarantineEnvelope, SmtpParams } from './meta';
 
-export const QUARANTINE_DIR = 'quarantine';
+export { quarantineDir } from '../state-layout';
 /** Ciphertext is gathered to this size before a write: few syscalls even for 1-byte input chunks. */
 const WRITE_BATCH_BYTES = 256 * 1024;
 const READ_CHUNK_BYTES = 64 * 1024;
-const ENTRY_NAME_RE = /^([0-9A-Z]{1,64})\.mvq$/;
-/** durable.ts tempName(): TEMP_PREFIX, an entry id or key file name, `-`, 12 hex digits. */
-const TEMP_NAME_RE = new RegExp(`^${TEMP_PREFIX.replace(/\./g, '\\.')}[0-9A-Za-z.-]{1,100}-[0-9a-f]{12}$`);
-
-export function quarantineDir(stateDir: string): string {
-  return join(stateDir, QUARANTINE_DIR);
-}
 
 interface OpenEntry {
   fh: FileHandle;

@@ -9,21 +9,8 @@ import iconv from 'iconv-lite';
 import libqp from 'libqp';
 import libbase64 from 'libbase64';
 
-export function decodeTransfer(raw: Buffer, encoding: string): Buffer {
-  switch (encoding) {
-    case 'base64': {
-      // Padding may stand mid-stream when a sender encoded in pieces: decode
-      // each padded run on its own instead of stopping at the first '='.
-      const clean = raw.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, '');
-      const runs = clean.match(/[A-Za-z0-9+/]+={0,2}/g) ?? [];
-      return Buffer.concat(runs.map((r) => Buffer.from(r, 'base64')));
-    }
-    case 'quoted-printable':
-      return libqp.decode(raw.toString('latin1'));
-    default:
-      return raw;
-  }
-}
+/** Decoding is mime/transfer-decode.ts's, the one decoder for both passes; only the encoders are here. */
+export { decodeWholePart as decodeTransfer } from '../mime/transfer-decode';
 
 export function encodeTransfer(bytes: Buffer, encoding: string, trailingNewline: boolean): Buffer {
   let text: string;

@@ -8,55 +8,18 @@
 import RE2 from 're2';
 import { DETECTORS, VALIDATORS } from '../detectors';
 import type { Detector } from '../detectors/types';
-import type { RuleDefinition } from './types';
+import type { CompiledRule, CompiledRules, RuleDefinition, Scope } from './types';
 import type { MvCode } from '../errors';
+
+// The compiled shapes live in types.ts (which RuleSet needs) so the two files do not import each other.
+export type { CompiledRule, CompiledRules, Scope } from './types';
 
 /** Default keyword window for custom patterns, in characters either side. */
 export const DEFAULT_WITHIN = 300;
 /** Assumed longest match of a custom pattern, for carrying context across chunks. */
 export const CUSTOM_MAX_LENGTH = 256;
 
-export type Scope = 'subject' | 'headers' | 'body' | 'attachments';
 export const DEFAULT_SCOPE: readonly Scope[] = ['subject', 'body', 'attachments'];
-
-export interface CompiledRule {
-  def: RuleDefinition;
-  detectorName: string;
-  re: RE2;
-  /** Capture group holding the value (0 = the whole match). */
-  group: number;
-  validate: (value: string) => boolean;
-  requiresKeyword: (value: string) => boolean;
-  /** Matches any keyword (detector's and rule's), or undefined when there are none. */
-  keywords?: RE2;
-  /**
-   * The same keywords without the boundary test around them: what `keywords`
-   * needs somewhere in any stretch of text it could match. A text without it
-   * holds no keyword anywhere, which the scanner checks once per window
-   * instead of once per match when many matches need a keyword.
-   */
-  keywordPhrases?: RE2;
-  /** Rule gave its own keywords: only matches near a keyword count. */
-  keywordsRequired: boolean;
-  within: number;
-  /** Longest match, in characters (the detector's, or CUSTOM_MAX_LENGTH). */
-  maxLength: number;
-  /** The same in bytes of UTF-8, which is what the scanner cuts text by (maxBytes). */
-  maxBytes: number;
-  scope: ReadonlySet<Scope>;
-}
-
-type RE2Set = InstanceType<typeof RE2.Set>;
-
-export interface CompiledRules {
-  rules: CompiledRule[];
-  /** All rule patterns, index-aligned with `rules`. Undefined when there are no rules. */
-  set?: RE2Set;
-  /** Longest context any rule needs past a match start, in bytes: maxBytes + within. */
-  horizon: number;
-  /** Longest match of any rule, in bytes. */
-  maxBytes: number;
-}
 
 /**
  * A match of `maxLength` characters in bytes of UTF-8. Only a pattern that

@@ -3,12 +3,13 @@
  * swaps one reference, so a message always sees exactly one consistent set.
  */
 
-import type { CompiledRules } from './compile';
+import type RE2 from 're2';
+import type { Action } from '../actions';
+
+// Re-exported: rules files and their users take the actions from here.
+export { ACTIONS, type Action } from '../actions';
 
 export type ReceivedMode = 'keep' | 'pseudonymise' | 'strip-internal';
-
-export const ACTIONS = ['monitor', 'tag', 'redact', 'quarantine', 'reject', 'tempfail'] as const;
-export type Action = (typeof ACTIONS)[number];
 
 export interface HeaderPolicy {
   /** Header names to drop; `*` matches any run of characters, case-insensitive. */
@@ -63,4 +64,47 @@ export interface RuleSet {
   /** Rules switched off with `enabled: false` (by id), with the place that switched them off. */
   disabled?: { id: string; source: RuleSource }[];
   loadedAt: Date;
+}
+
+/* What compile.ts builds from RuleDefinitions: here so RuleSet can name it without importing the compiler. */
+
+export type Scope = 'subject' | 'headers' | 'body' | 'attachments';
+
+export interface CompiledRule {
+  def: RuleDefinition;
+  detectorName: string;
+  re: RE2;
+  /** Capture group holding the value (0 = the whole match). */
+  group: number;
+  validate: (value: string) => boolean;
+  requiresKeyword: (value: string) => boolean;
+  /** Matches any keyword (detector's and rule's), or undefined when there are none. */
+  keywords?: RE2;
+  /**
+   * The same keywords without the boundary test around them: what `keywords`
+   * needs somewhere in any stretch of text it could match. A text without it
+   * holds no keyword anywhere, which the scanner checks once per window
+   * instead of once per match when many matches need a keyword.
+   */
+  keywordPhrases?: RE2;
+  /** Rule gave its own keywords: only matches near a keyword count. */
+  keywordsRequired: boolean;
+  within: number;
+  /** Longest match, in characters (the detector's, or CUSTOM_MAX_LENGTH). */
+  maxLength: number;
+  /** The same in bytes of UTF-8, which is what the scanner cuts text by (maxBytes). */
+  maxBytes: number;
+  scope: ReadonlySet<Scope>;
+}
+
+type RE2Set = InstanceType<typeof RE2.Set>;
+
+export interface CompiledRules {
+  rules: CompiledRule[];
+  /** All rule patterns, index-aligned with `rules`. Undefined when there are no rules. */
+  set?: RE2Set;
+  /** Longest context any rule needs past a match start, in bytes: maxBytes + within. */
+  horizon: number;
+  /** Longest match of any rule, in bytes. */
+  maxBytes: number;
 }

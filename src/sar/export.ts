@@ -31,6 +31,7 @@ import { eventsForSubject, type SubjectData } from './find';
 import { formatDuration } from './format';
 import { SUBJECT_FIELD_LABELS } from './subjects';
 import type { MvCode } from '../errors';
+import { exportTempName } from '../state-layout';
 
 export class SarError extends Error {
   readonly code: MvCode = 'MV_SAR';
@@ -236,7 +237,7 @@ export async function exportSubject(o: ExportOptions): Promise<ExportResult> {
   });
   if (existing?.isDirectory()) throw new SarError(`${o.out} is a directory; --out names the archive file to write`);
   if (existing && !o.force) throw alreadyExists(o.out);
-  const tmp = join(dirname(out), `.${basename(out)}.tmp-${randomBytes(6).toString('hex')}`);
+  const tmp = join(dirname(out), exportTempName(basename(out), randomBytes(6).toString('hex')));
   try {
     try {
       await writeArchive(o, tmp);

@@ -8,7 +8,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEvent, AuditLog } from '../audit/log';
-import { PSEUDONYM_KEY_FILE, Pseudonymiser } from '../observability/pseudonym';
+import { Pseudonymiser } from '../privacy/pseudonym';
+import { pseudonymKeyFile } from '../state-layout';
 import { isQuarantineError } from '../quarantine/errors';
 import type { QuarantineFinding, QuarantineStore } from '../quarantine/store';
 
@@ -40,7 +41,7 @@ export interface SubjectData {
  * nothing was ever indexed under it.
  */
 export function loadSubjectKeyer(stateDir: string): Pseudonymiser | undefined {
-  const file = join(stateDir, PSEUDONYM_KEY_FILE);
+  const file = pseudonymKeyFile(stateDir);
   if (!existsSync(file)) return undefined;
   return new Pseudonymiser(readFileSync(file));
 }

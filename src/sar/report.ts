@@ -11,7 +11,6 @@
  * reviews.
  */
 import { isIP } from 'node:net';
-import { join } from 'node:path';
 import type { Config } from '../config/load';
 import { formatEndpoint, type Endpoint } from '../config/address';
 import { DETECTORS } from '../detectors';
@@ -19,6 +18,7 @@ import { DEFAULT_SCOPE } from '../rules/compile';
 import { ACTIONS, type Action, type RuleDefinition, type RuleSet } from '../rules/types';
 import { formatBytes, formatDuration } from './format';
 import { SUBJECT_FIELD_LABELS } from './subjects';
+import { adminTokenFile, auditDir, keysDir, pseudonymKeyFile, quarantineDir, spoolDir } from '../state-layout';
 
 export interface ReportInput {
   config: Config;
@@ -205,19 +205,19 @@ export function gdprReport(i: ReportInput): string {
       quarantineUsed
         ? cell([quarantining.length ? `rules ${quarantining.map((r) => code(r.id)).join(', ')}` : '', holdsUnscannable ? 'content that cannot be inspected' : ''].filter(Boolean).join('; '))
         : 'no rule currently quarantines'
-    } | ${code(join(state, 'quarantine'))} | AES-256-GCM, a key per entry (HKDF-SHA256) from a data key in ${code(join(state, 'keys'))} (directory 0700, files 0600); metadata encrypted too | ${
+    } | ${code(quarantineDir(state))} | AES-256-GCM, a key per entry (HKDF-SHA256) from a data key in ${code(keysDir(state))} (directory 0700, files 0600); metadata encrypted too | ${
       qRet !== undefined ? `at most ${keptFor(qRet, 'quarantine', '')}; less if released or deleted` : 'until released or deleted (no retention set)'
     } |`,
-    `| Audit log: verdicts and administrative actions | every message and every admin action | ${code(join(state, 'audit'))}, one file per day (0600) | identities are keyed pseudonyms (HMAC-SHA256), never addresses or matched values | ${aRet !== undefined ? `${keptFor(aRet, 'audit', '')}, in whole days` : 'until deleted (no retention set)'} |`,
-    `| Spool | while a message is being handled | ${code(join(state, 'spool'))} | AES-256-GCM under a key that exists only in the process's memory | deleted once the message is handled; leftovers removed at start |`,
-    `| Keys | always | ${code(join(state, 'pseudonym.key'))}, ${code(join(state, 'keys'))}, ${code(join(state, 'admin.token'))} | files 0600 | until rotated; an old data key stays while an entry needs it |`,
+    `| Audit log: verdicts and administrative actions | every message and every admin action | ${code(auditDir(state))}, one file per day (0600) | identities are keyed pseudonyms (HMAC-SHA256), never addresses or matched values | ${aRet !== undefined ? `${keptFor(aRet, 'audit', '')}, in whole days` : 'until deleted (no retention set)'} |`,
+    `| Spool | while a message is being handled | ${code(spoolDir(state))} | AES-256-GCM under a key that exists only in the process's memory | deleted once the message is handled; leftovers removed at start |`,
+    `| Keys | always | ${code(pseudonymKeyFile(state))}, ${code(keysDir(state))}, ${code(adminTokenFile(state))} | files 0600 | until rotated; an old data key stays while an entry needs it |`,
     `| Operational log, one line per message | every message | standard output (JSON), then your log system | addresses and IP addresses pseudonymised; no matched values | ${FILL} (set by your log system) |`,
     '| Metrics | always | process memory, served on `/metrics` | no personal data: labels are verdict, rule id, action, stage | not stored by mailveil |',
     '',
     '## 6. Who can reach the data (recipients)',
     '',
     `- OS users who can read ${code(state)} (the service account and root), through the command line: ${code('mailveil quarantine')}, ${code('mailveil sar')}, ${code('mailveil keys')}.`,
-    `- Admin API on ${code(formatEndpoint(config.admin))}${isLoopback(config.admin) ? ' (loopback only)' : ''}, under ${code('/api/')}: requests need the bearer token in ${code(join(state, 'admin.token'))} (0600); failed attempts are audited.`,
+    `- Admin API on ${code(formatEndpoint(config.admin))}${isLoopback(config.admin) ? ' (loopback only)' : ''}, under ${code('/api/')}: requests need the bearer token in ${code(adminTokenFile(state))} (0600); failed attempts are audited.`,
     `- Metrics endpoint ${code(formatEndpoint(config.metrics))}${isLoopback(config.metrics) ? ' (loopback only)' : ''}: ${code('/metrics')}, ${code('/healthz')}, ${code('/readyz')}, read-only, no personal data.`,
     '- The original recipients of a message an administrator releases, through the next hop.',
     `- Processors (hosting, backups of ${code(state)}): ${FILL}`,
@@ -229,7 +229,7 @@ export function gdprReport(i: ReportInput): string {
     '',
     '## 8. Technical and organisational measures (Art. 32)',
     '',
-    `- Pseudonymised records: addresses and IP addresses in logs and the audit log are keyed HMAC-SHA256 pseudonyms; the key is ${code(join(state, 'pseudonym.key'))} (0600).`,
+    `- Pseudonymised records: addresses and IP addresses in logs and the audit log are keyed HMAC-SHA256 pseudonyms; the key is ${code(pseudonymKeyFile(state))} (0600).`,
     '- Encryption at rest: held messages and their metadata are AES-256-GCM encrypted and authenticated; a tampered entry is refused.',
     `- Encryption in transit, inbound: ${
       config.inbound_tls ? `STARTTLS offered (certificate ${code(config.inbound_tls.cert)})` : 'STARTTLS not configured: clients reach the relay unencrypted, acceptable on loopback or a trusted network only'

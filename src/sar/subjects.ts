@@ -12,11 +12,11 @@
  * several subjects; `sar` is run once per address.
  *
  * Limits: the header section is read up to a caller-given limit (the rest is
- * not indexed), fields are split in one pass (headers/fields.ts), and at most
+ * not indexed), fields are split in one pass (mime/header-fields.ts), and at most
  * MAX_SUBJECTS tokens are kept per message, envelope first.
  */
-import { splitFields, fieldText } from '../headers/fields';
-import { HeaderEndFinder } from '../pipeline/header-block';
+import { splitFields, fieldText, unfold } from '../mime/header-fields';
+import { HeaderEndFinder } from '../mime/header-end';
 import { normaliseAddress, parseAddressList } from './address';
 
 /** The pseudonym namespace of the subject index. */
@@ -44,7 +44,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** A field's value as text: unfolded, UTF-8 if it is valid UTF-8 (RFC 6532), else Latin-1. */
 function fieldValue(raw: string): string {
   const colon = raw.indexOf(':');
-  const value = raw.slice(colon + 1).replace(/\r?\n(?=[ \t])/g, '');
+  const value = unfold(raw.slice(colon + 1));
   const bytes = Buffer.from(value, 'latin1');
   try {
     return utf8.decode(bytes);

@@ -4,7 +4,7 @@
  * (code, enhanced status code, text) live in the catalogue only.
  */
 import { smtpReplyOf, type ReplyCode } from '../errors';
-import type { Reply } from './reply';
+import type { Reply } from '../pipeline/reply';
 
 export interface SmtpError extends Error {
   responseCode: number;

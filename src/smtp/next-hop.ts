@@ -27,7 +27,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { parseReply, type Reply } from './reply';
+import { parseReply, type Reply } from '../pipeline/reply';
 import { replyFits, verbOf, type Phase, type Verb } from './next-hop-protocol';
 import type { MvCode } from '../errors';
 

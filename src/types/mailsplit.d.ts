@@ -4,7 +4,7 @@
  * Transforms) until the DLP stages pin down what they use.
  * Beware: Headers' parser is super-linear on hostile input (long runs of bare
  * CR, alternating field and continuation lines), and MessageSplitter parses
- * every MIME part's header with it; see src/headers/fields.ts.
+ * every MIME part's header with it; see src/mime/header-fields.ts.
  */
 declare module 'mailsplit' {
   import { Transform } from 'node:stream';

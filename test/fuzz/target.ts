@@ -19,7 +19,7 @@ import { freePort } from '../helpers/ports';
 import { loadConfig } from '../../src/config/load';
 import { Service } from '../../src/service';
 import { createLogger } from '../../src/observability/log';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { MARKS, REDACT_REPLACEMENT, REJECT_REPLY, TEMPFAIL_REPLY } from './scenario';
 
 export type Mode = 'spawn' | 'inproc';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { anonymiseHeaders } from '../../src/pipeline/stages/anonymise-headers';
 import { newContext } from '../../src/pipeline/context';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import type { HeaderPolicy, RuleSet } from '../../src/rules/types';
 import type { Config } from '../../src/config/load';
 import { TEST_DIR } from '../helpers/paths';

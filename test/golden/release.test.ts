@@ -29,7 +29,7 @@ import { Readable } from 'node:stream';
 import { scan, ruleSetFromYaml } from '../helpers/dlp';
 import { TEST_DIR } from '../helpers/paths';
 import { loadConfig } from '../../src/config/load';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { anonymiseHeaderBlock } from '../../src/pipeline/stages/anonymise-headers';
 import { verdictHeaderValue } from '../../src/pipeline/stages/verdict-header';
 import { releaseContext, releasedStream, trialRun, ReleaseRewriteError } from '../../src/operations/release-rewrite';

@@ -12,7 +12,7 @@ import { loadRuleSet } from '../../src/rules/load';
 import { newContext, type MessageContext } from '../../src/pipeline/context';
 import { analyse } from '../../src/pipeline/run';
 import { redact } from '../../src/pipeline/stages/redact';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { DETECTORS } from '../../src/detectors';
 import type { RuleSet } from '../../src/rules/types';
 

@@ -15,7 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { BIN, REPO_ROOT } from '../helpers/paths';
 import { AuditLog, ERASED, type AuditEvent } from '../../src/audit/log';
-import { Pseudonymiser, PSEUDONYM_KEY_FILE } from '../../src/observability/pseudonym';
+import { Pseudonymiser, PSEUDONYM_KEY_FILE } from '../../src/privacy/pseudonym';
 import { QuarantineStore, quarantineDir } from '../../src/quarantine/store';
 import { subjectTokens, subjectToken, readHeaderBlock } from '../../src/sar/subjects';
 import { allFiles, chunked, filesContaining, removeTempDirs, tempDir } from '../fixtures/quarantine/sample';

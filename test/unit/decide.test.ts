@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { decideVerdict } from '../../src/pipeline/stages/decide';
 import { newContext } from '../../src/pipeline/context';
 import { loadConfig } from '../../src/config/load';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import type { Action, RuleDefinition, RuleSet } from '../../src/rules/types';
 import { EMPTY_HEADER_POLICY } from '../../src/rules/load';
 import { buildCompiled } from '../../src/rules/compile';

@@ -20,7 +20,7 @@ import { Spool } from '../../src/pipeline/spool';
 import type { Delivery, DeliveryResult, Message, Services } from '../../src/pipeline/message';
 import { Metrics } from '../../src/observability/metrics';
 import { createLogger } from '../../src/observability/log';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { RedactionError } from '../../src/redact/error';
 import { ruleSetFromYaml } from '../helpers/dlp';
 

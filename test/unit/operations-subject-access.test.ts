@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { listEntries } from '../../src/operations/quarantine';
 import { eraseSubjectData, exportSubjectData, findSubjectData, subjectAddress, type SubjectAddress } from '../../src/operations/subject-access';
 import { quarantineDir } from '../../src/quarantine/store';

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { normaliseAddress, parseAddressArgument, parseAddressList } from '../../src/sar/address';
 import { headerAddresses, readHeaderBlock, subjectToken, subjectTokens, SUBJECT_KIND } from '../../src/sar/subjects';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 
 const keyer = new Pseudonymiser(Buffer.alloc(32, 7));
 const tok = (a: string) => keyer.token(SUBJECT_KIND, a);

@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanStaleSpool, spoolDir, spoolFileName, SPOOL_NAME_RE } from '../../src/pipeline/spool';
 import { newMessageId } from '../../src/smtp/handle-message';
-import { cleanExports, EXPORTS_DIR } from '../../src/admin/routes';
+import { cleanExports } from '../../src/admin/routes';
+import { EXPORTS_DIR } from '../../src/state-layout';
 import { QuarantineStore, quarantineDir } from '../../src/quarantine/store';
 import { keysDir } from '../../src/quarantine/keys';
-import { tempName } from '../../src/quarantine/durable';
+import { tempName } from '../../src/storage/durable';
 import { snapshot } from '../helpers/tree';
 
 const dirs: string[] = [];

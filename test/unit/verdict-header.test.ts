@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { verdictHeader } from '../../src/pipeline/stages/verdict-header';
 import { newContext } from '../../src/pipeline/context';
 import { loadConfig } from '../../src/config/load';
-import { Pseudonymiser } from '../../src/observability/pseudonym';
+import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { EMPTY_HEADER_POLICY } from '../../src/rules/load';
 import { buildCompiled } from '../../src/rules/compile';
 

@@ -5,7 +5,7 @@
  * already committed downstream.
  */
 import { SMTP_ACTOR } from '../../audit/actor';
-import { replyClass, replyStatus } from '../../smtp/reply';
+import { replyClass, replyStatus } from '../reply';
 import { nextHopReplyOf, outcomeWord, replyFor, verdictLabel } from '../outcome-reply';
 import type { AfterStep } from '../message';
 

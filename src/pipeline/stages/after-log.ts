@@ -4,7 +4,7 @@
  * from Postfix's log into ours, and `reply: null` when the client had gone.
  */
 import { nextHopReplyOf, outcomeWord, replyFor, verdictLabel } from '../outcome-reply';
-import { replyStatus } from '../../smtp/reply';
+import { replyStatus } from '../reply';
 import type { AfterStep } from '../message';
 
 export const afterLog: AfterStep = async (m, outcome) => {

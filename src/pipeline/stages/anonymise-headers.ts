@@ -21,11 +21,11 @@
  * three msg-id fields only; other fields are kept or removed, never edited.
  */
 import type { HeaderPolicy } from '../../rules/types';
-import type { Pseudonymiser } from '../../observability/pseudonym';
+import type { Pseudonymiser } from '../../privacy/pseudonym';
 import type { Rewriter } from '../stage';
 import { HeaderBlockTransform } from '../header-block';
 import { compilePolicy } from '../../headers/policy';
-import { splitFields, joinFields, fieldText, type Field } from '../../headers/fields';
+import { splitFields, joinFields, fieldText, type Field } from '../../mime/header-fields';
 import { planReceived } from '../../headers/received-hosts';
 import { MSG_ID_FIELDS, internalHostKey, rewriteMsgIds } from '../../headers/message-id';
 

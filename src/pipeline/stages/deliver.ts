@@ -8,7 +8,7 @@
  */
 import { pass2Stream } from '../run';
 import { RedactionError } from '../../redact/error';
-import { replyClass } from '../../smtp/reply';
+import { replyClass } from '../reply';
 import type { Step } from '../message';
 
 export const deliver: Step = async (m) => {

@@ -9,8 +9,9 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { accessError } from '../access-error';
+import { pseudonymKeyFile } from '../state-layout';
 
-export const PSEUDONYM_KEY_FILE = 'pseudonym.key';
+export { PSEUDONYM_KEY_FILE } from '../state-layout';
 const KEY_BYTES = 32;
 
 export class Pseudonymiser {
@@ -29,7 +30,7 @@ export class Pseudonymiser {
     } catch (err) {
       throw accessError(err, 'create', stateDir);
     }
-    const file = join(stateDir, PSEUDONYM_KEY_FILE);
+    const file = pseudonymKeyFile(stateDir);
     let existing: Buffer | undefined;
     try {
       existing = readFileSync(file);

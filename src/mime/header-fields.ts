@@ -70,6 +70,11 @@ export function splitFields(source: string): Section {
   return { source, fields, tailStart: pos };
 }
 
+/** RFC 5322 2.2.3: a line end followed by a blank is a fold, and goes. */
+export function unfold(text: string): string {
+  return text.replace(/\r?\n(?=[ \t])/g, '');
+}
+
 /** The field's current text: its rewrite if it has one, else its original bytes. */
 export function fieldText(section: Section, field: Field): string {
   return field.text ?? section.source.slice(field.start, field.end);

@@ -1,6 +1,7 @@
 /*
- * The durable-write primitives the quarantine (and its keys) rely on for
- * guarantee 1: a file counts as stored only after it was written to a temp
+ * The durable-write primitives the quarantine, its keys and the audit log
+ * rely on for guarantee 1 (here, not under quarantine/, so the audit log can
+ * take them without importing the quarantine that imports it): a file counts as stored only after it was written to a temp
  * name in the same directory, fsync'd, renamed into place, and the directory
  * itself fsync'd (otherwise the rename can be lost on power failure even
  * though the data blocks survived). POSIX only: fsync on a directory opened
@@ -10,12 +11,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink, chmod, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { tempFileName } from '../state-layout';
 
-/** Prefix of every temp file; list() and the key loader skip it, recover() removes it. */
-export const TEMP_PREFIX = '.tmp-';
-
+/** A temp name of the layout's form, which QuarantineStore.recover() knows to remove. */
 export function tempName(base: string): string {
-  return `${TEMP_PREFIX}${base}-${randomBytes(6).toString('hex')}`;
+  return tempFileName(base, randomBytes(6).toString('hex'));
 }
 
 /**

@@ -1,0 +1,88 @@
+/*
+ * Every file and folder name mailveil makes under state_dir, in one file
+ * (issue 9). The ownership check (config/state-dir.ts) and every cleanup
+ * take their names from here, so what a state dir may hold, and what
+ * mailveil may delete there, is read in one place; a rename is a change to
+ * this file and to test/unit/state-layout.test.ts.
+ *
+ *   <state_dir>/
+ *     state.json                      the ownership marker
+ *     .state.json.tmp-<12 hex>        the marker while it is written
+ *     pseudonym.key                   the key of the log and audit pseudonyms
+ *     admin.token                     the admin API's bearer token
+ *     spool/<id>.spool                a message being handled (encrypted)
+ *     quarantine/<id>.mvq             a held message (encrypted)
+ *     quarantine/.release-<id>.lock   a release in progress
+ *     keys/current                    the id of the current quarantine key
+ *     keys/quarantine-<16 hex>.key    a quarantine data key
+ *     audit/audit-<YYYY-MM-DD>.jsonl  the audit log, a file per day
+ *     exports/sar-<16 hex>.tar.gz     a SAR archive on its way to the admin API client
+ *     exports/.sar-<16 hex>.tar.gz.tmp-<12 hex>   that archive while it is written
+ *     {quarantine,keys,audit}/.tmp-<name>-<12 hex>  an interrupted durable write
+ *
+ * It imports node:path only: the lowest layer, so every store can take it.
+ */
+import { join } from 'node:path';
+
+export const STATE_MARKER = 'state.json';
+export const PSEUDONYM_KEY_FILE = 'pseudonym.key';
+export const ADMIN_TOKEN_FILE = 'admin.token';
+export const SPOOL_DIR = 'spool';
+export const QUARANTINE_DIR = 'quarantine';
+export const KEYS_DIR = 'keys';
+export const AUDIT_DIR = 'audit';
+export const EXPORTS_DIR = 'exports';
+
+/** What mailveil creates at the top of state_dir, besides the marker, and of which type. */
+export const STATE_ENTRIES: ReadonlyMap<string, 'dir' | 'file'> = new Map([
+  [SPOOL_DIR, 'dir'],
+  [QUARANTINE_DIR, 'dir'],
+  [KEYS_DIR, 'dir'],
+  [AUDIT_DIR, 'dir'],
+  [EXPORTS_DIR, 'dir'],
+  [PSEUDONYM_KEY_FILE, 'file'],
+  [ADMIN_TOKEN_FILE, 'file'],
+]);
+
+export const stateMarkerFile = (stateDir: string): string => join(stateDir, STATE_MARKER);
+export const pseudonymKeyFile = (stateDir: string): string => join(stateDir, PSEUDONYM_KEY_FILE);
+export const adminTokenFile = (stateDir: string): string => join(stateDir, ADMIN_TOKEN_FILE);
+export const spoolDir = (stateDir: string): string => join(stateDir, SPOOL_DIR);
+export const quarantineDir = (stateDir: string): string => join(stateDir, QUARANTINE_DIR);
+export const keysDir = (stateDir: string): string => join(stateDir, KEYS_DIR);
+export const auditDir = (stateDir: string): string => join(stateDir, AUDIT_DIR);
+export const exportsDir = (stateDir: string): string => join(stateDir, EXPORTS_DIR);
+
+/* The marker while it is written: a crash can leave one, which is ours and harmless. */
+export const markerTempName = (hex: string): string => `.${STATE_MARKER}.tmp-${hex}`;
+export const MARKER_TEMP_RE = /^\.state\.json\.tmp-[0-9a-f]{12}$/;
+
+/* spool/: message ids (newMessageId) are digits and A-Z. */
+export const spoolFileName = (id: string): string => `${id}.spool`;
+export const SPOOL_NAME_RE = /^[0-9A-Z]{1,64}\.spool$/;
+
+/* quarantine/ */
+export const ENTRY_SUFFIX = '.mvq';
+export const ENTRY_NAME_RE = /^([0-9A-Z]{1,64})\.mvq$/;
+export const releaseLockName = (id: string): string => `.release-${id}.lock`;
+
+/* keys/ */
+export const CURRENT_KEY_FILE = 'current';
+export const keyFileName = (id: string): string => `quarantine-${id}.key`;
+export const KEY_FILE_RE = /^quarantine-([0-9a-f]{16})\.key$/;
+
+/* audit/ */
+export const auditFileName = (day: string): string => `audit-${day}.jsonl`;
+export const AUDIT_FILE_RE = /^audit-(\d{4}-\d{2}-\d{2})\.jsonl$/;
+
+/* exports/: the archive, and the temp file sar/export.ts writes beside it. */
+export const exportFileName = (hex: string): string => `sar-${hex}.tar.gz`;
+/** sar/export.ts writes any archive (an admin's --out too) under this name beside it first. */
+export const exportTempName = (archive: string, hex: string): string => `.${archive}.tmp-${hex}`;
+export const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\.tar\.gz\.tmp-[0-9a-f]{12})$/;
+
+/* Durable writes (storage/durable.ts): a temp name in the target's own directory, then a rename. */
+export const TEMP_PREFIX = '.tmp-';
+export const tempFileName = (base: string, hex: string): string => `${TEMP_PREFIX}${base}-${hex}`;
+/** A temp name whose base is an entry id or a key file name. */
+export const TEMP_NAME_RE = /^\.tmp-[0-9A-Za-z.-]{1,100}-[0-9a-f]{12}$/;
