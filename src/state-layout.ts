@@ -75,9 +75,9 @@ export const KEY_FILE_RE = /^quarantine-([0-9a-f]{16})\.key$/;
 export const auditFileName = (day: string): string => `audit-${day}.jsonl`;
 export const AUDIT_FILE_RE = /^audit-(\d{4}-\d{2}-\d{2})\.jsonl$/;
 
-/* exports/: the archive, and the temp file sar/export.ts writes beside it. */
+/* exports/: the archive, and the temp file gdpr/export.ts writes beside it. */
 export const exportFileName = (hex: string): string => `sar-${hex}.tar.gz`;
-/** sar/export.ts writes any archive (an admin's --out too) under this name beside it first. */
+/** gdpr/export.ts writes any archive (an admin's --out too) under this name beside it first. */
 export const exportTempName = (archive: string, hex: string): string => `.${archive}.tmp-${hex}`;
 export const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\.tar\.gz\.tmp-[0-9a-f]{12})$/;
 

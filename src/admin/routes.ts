@@ -14,11 +14,11 @@
  *   POST   /api/quarantine/purge                    = `quarantine purge --json`
  *   POST   /api/keys/rotate                         = `keys rotate --json` {keyId, previous, keys, inUse}
  *   GET    /api/sar?address=A  | POST /api/sar {address}   = `sar find --json`
- *   POST   /api/sar/export {address}                the archive itself (application/gzip)
- *   POST   /api/sar/erase {address}                 = `sar erase --json` {messages, events, unreadable}
+ *   POST   /api/gdpr/export {address}                the archive itself (application/gzip)
+ *   POST   /api/gdpr/erase {address}                 = `sar erase --json` {messages, events, unreadable}
  *   GET    /api/gdpr/report                         text/markdown
  *
- * sar export: the archive is written by sar/export.ts to
+ * sar export: the archive is written by gdpr/export.ts to
  * <state_dir>/exports/ (0700 dir, 0600 file), streamed back and unlinked as
  * soon as the response ends, so decrypted mail does not stay under
  * state_dir; leftovers of a crash are removed at the next start
@@ -45,7 +45,7 @@ import { isQuarantineError } from '../quarantine/errors';
 import { ENTRY_ID_RE } from '../quarantine/meta';
 import type { QuarantineStore } from '../quarantine/store';
 import type { RuleSet } from '../rules/types';
-import { SarError } from '../sar/export';
+import { SarError } from '../gdpr/export';
 import { formatReply } from '../pipeline/reply';
 import { HttpError, readJsonBody, sendJson } from './http';
 import { ADMIN_TOKEN_NAME } from './token';

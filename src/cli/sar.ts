@@ -5,7 +5,7 @@
  * parses flags, opens the state dir and prints.
  *
  * The address is only ever held in memory: it is normalised and turned into
- * its subject token (src/sar/subjects.ts), and only the token is written
+ * its subject token (src/gdpr/subjects.ts), and only the token is written
  * (audit events). It is not echoed in errors either.
  */
 import type { Command } from 'commander';
@@ -14,8 +14,8 @@ import { checkStateDir } from '../config/state-dir';
 import type { OperationContext } from '../operations/context';
 import { eraseSubjectData, exportSubjectData, findSubjectData, subjectAddress, type SubjectAddress } from '../operations/subject-access';
 import { isQuarantineError } from '../quarantine/errors';
-import { SarError } from '../sar/export';
-import { isEmpty, type SubjectMessage } from '../sar/find';
+import { SarError } from '../gdpr/export';
+import { isEmpty, type SubjectMessage } from '../gdpr/find';
 import { formatSize } from './quarantine';
 import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig, operationContext } from './instance';

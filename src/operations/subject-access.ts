@@ -1,11 +1,11 @@
 /*
  * Subject access (GDPR Art. 15) and erasure (Art. 17) for one e-mail
  * address: `mailveil sar find|export|erase ADDRESS` and /api/sar[/export|
- * /erase]. The work is in src/sar/ (find.ts, export.ts, erase.ts); this file
+ * /erase]. The work is in src/gdpr/ (find.ts, export.ts, erase.ts); this file
  * is what both fronts call.
  *
  * The address is only ever held in memory: subjectAddress() normalises it,
- * and every operation turns it into its subject token (sar/subjects.ts)
+ * and every operation turns it into its subject token (gdpr/subjects.ts)
  * before anything is read or written; only the token is written (audit
  * events). Errors never echo it.
  *
@@ -13,11 +13,11 @@
  * search finds nothing (and none makes a key: these are not the place to
  * create one).
  */
-import { parseAddressArgument } from '../sar/address';
-import { eraseSubject, type EraseResult } from '../sar/erase';
-import { exportSubject, type ExportResult } from '../sar/export';
-import { findSubject, isEmpty, loadSubjectKeyer, type SubjectData } from '../sar/find';
-import { SUBJECT_KIND } from '../sar/subjects';
+import { parseAddressArgument } from '../gdpr/address';
+import { eraseSubject, type EraseResult } from '../gdpr/erase';
+import { exportSubject, type ExportResult } from '../gdpr/export';
+import { findSubject, isEmpty, loadSubjectKeyer, type SubjectData } from '../gdpr/find';
+import { SUBJECT_KIND } from '../gdpr/subjects';
 import type { OperationContext } from './context';
 import { packageVersion } from './version';
 

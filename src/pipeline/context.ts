@@ -63,7 +63,7 @@ export interface MessageContext {
    * quarantine's encrypted metadata stores it; logs get pseudonyms.
    */
   envelope?: QuarantineEnvelope;
-  /** The subject index (sar/subjects.ts): envelope tokens, plus the header's once pass 1 ends. */
+  /** The subject index (gdpr/subjects.ts): envelope tokens, plus the header's once pass 1 ends. */
   subjects: string[];
   /** The header's addresses could not be read: the index holds the envelope's only. */
   subjectsPartial?: boolean;

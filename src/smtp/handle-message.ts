@@ -20,7 +20,7 @@ import { Spool, spoolDir } from '../pipeline/spool';
 import { runMessage } from '../pipeline/run-message';
 import { replyFor } from '../pipeline/outcome-reply';
 import type { Client, Delivery, DeliveryResult } from '../pipeline/message';
-import { subjectTokens } from '../sar/subjects';
+import { subjectTokens } from '../gdpr/subjects';
 import { DataDeadline } from './data-deadline';
 import { NextHopError } from './next-hop';
 import { replyError, smtpError } from './errors';

@@ -17,7 +17,7 @@ import { BIN, REPO_ROOT } from '../helpers/paths';
 import { AuditLog, ERASED, type AuditEvent } from '../../src/audit/log';
 import { Pseudonymiser, PSEUDONYM_KEY_FILE } from '../../src/privacy/pseudonym';
 import { QuarantineStore, quarantineDir } from '../../src/quarantine/store';
-import { subjectTokens, subjectToken, readHeaderBlock } from '../../src/sar/subjects';
+import { subjectTokens, subjectToken, readHeaderBlock } from '../../src/gdpr/subjects';
 import { allFiles, chunked, filesContaining, removeTempDirs, tempDir } from '../fixtures/quarantine/sample';
 import { startSink, systemSkipReason } from '../helpers/sink';
 import { startMailveil } from '../helpers/mailveil';

@@ -25,7 +25,7 @@ import { ReleaseRewriteError } from '../../src/operations/release-rewrite';
 import { PatternError } from '../../src/rules/compile';
 import { RuleSetError } from '../../src/rules/load';
 import type { RuleDefinition } from '../../src/rules/types';
-import { SarError } from '../../src/sar/export';
+import { SarError } from '../../src/gdpr/export';
 import { EnvelopeError } from '../../src/smtp/envelope';
 import { replyError } from '../../src/smtp/errors';
 import { NextHopError } from '../../src/smtp/next-hop';

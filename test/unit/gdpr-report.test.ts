@@ -1,5 +1,5 @@
 /*
- * `mailveil gdpr report` (src/sar/report.ts): the Art. 30 record is built
+ * `mailveil gdpr report` (src/gdpr/report.ts): the Art. 30 record is built
  * from the live config and rules, has every section a DPO looks for, and is
  * deterministic apart from its one "Generated at" line.
  */
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { BIN, REPO_ROOT } from '../helpers/paths';
 import { loadConfig, type Config } from '../../src/config/load';
 import { loadRuleSet } from '../../src/rules/load';
-import { gdprReport } from '../../src/sar/report';
+import { gdprReport } from '../../src/gdpr/report';
 import { removeTempDirs, tempDir } from '../fixtures/quarantine/sample';
 
 after(removeTempDirs);

@@ -47,12 +47,12 @@ const LAYERS: readonly (readonly string[])[] = [
   ['redact'],
   ['audit'],
   ['quarantine'],
-  ['sar'],
+  ['gdpr'],
   ['pipeline'],
   // runtime.ts is what the SMTP handlers share: it names the smtp pool's type.
   ['smtp', 'runtime.ts'],
   // release/ is moving into operations/ (issue9-ops).
-  ['operations', 'release'],
+  ['operations'],
   ['admin'],
   ['service.ts'],
   ['cli'],

@@ -12,7 +12,7 @@ import { Pseudonymiser } from '../../src/privacy/pseudonym';
 import { listEntries } from '../../src/operations/quarantine';
 import { eraseSubjectData, exportSubjectData, findSubjectData, subjectAddress, type SubjectAddress } from '../../src/operations/subject-access';
 import { quarantineDir } from '../../src/quarantine/store';
-import { subjectToken } from '../../src/sar/subjects';
+import { subjectToken } from '../../src/gdpr/subjects';
 import { auditEvents, testContext, TEST_ACTOR } from '../helpers/operations';
 import { SMALL_MESSAGE, chunked, removeTempDirs, sampleMeta, tempDir } from '../fixtures/quarantine/sample';
 

@@ -1,13 +1,13 @@
 /*
- * The subject index (src/sar/address.ts, src/sar/subjects.ts): address
+ * The subject index (src/gdpr/address.ts, src/gdpr/subjects.ts): address
  * normalisation, the address-list parser on real-world and malformed header
  * values, the tokens of a message, and reading the header section from a
  * chunked message. All addresses are synthetic (example.* domains).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normaliseAddress, parseAddressArgument, parseAddressList } from '../../src/sar/address';
-import { headerAddresses, readHeaderBlock, subjectToken, subjectTokens, SUBJECT_KIND } from '../../src/sar/subjects';
+import { normaliseAddress, parseAddressArgument, parseAddressList } from '../../src/gdpr/address';
+import { headerAddresses, readHeaderBlock, subjectToken, subjectTokens, SUBJECT_KIND } from '../../src/gdpr/subjects';
 import { Pseudonymiser } from '../../src/privacy/pseudonym';
 
 const keyer = new Pseudonymiser(Buffer.alloc(32, 7));

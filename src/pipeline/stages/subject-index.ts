@@ -1,5 +1,5 @@
 /*
- * Pass 1 analyzer: the subject index (sar/subjects.ts) of the message, from
+ * Pass 1 analyzer: the subject index (gdpr/subjects.ts) of the message, from
  * the header section as it streams by, so the spool is read once. The
  * envelope's tokens are in ctx.subjects before pass 1 starts (a message that
  * fails in pass 1 is still indexed by its envelope); the header's addresses
@@ -7,7 +7,7 @@
  * leaves the envelope tokens and sets ctx.subjectsPartial for the log.
  */
 import { HeaderEndFinder } from '../header-block';
-import { subjectTokens } from '../../sar/subjects';
+import { subjectTokens } from '../../gdpr/subjects';
 import type { Analyzer, ByteAnalysis } from '../stage';
 import type { MessageContext } from '../context';
 
