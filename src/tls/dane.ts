@@ -30,7 +30,11 @@
  * matches nothing: it would otherwise match a certificate naming "*" literally.
  *
  * Not done: name constraints and path-length constraints on the issuers;
- * revocation (DANE has none: the TLSA record is the revocation).
+ * revocation (DANE has none: the TLSA record is the revocation). The path
+ * is built greedily: at each step the first presented certificate that
+ * verifies as the issuer is taken, with no backtracking, so a server sending
+ * two cross-signed issuers may fail where another path would pass. That
+ * fails closed (a deferral), never open.
  */
 import type { X509Certificate } from 'node:crypto';
 import { fullCert, fullKey, tlsaMatches, usable, USAGE_DANE_EE, USAGE_DANE_TA, type TlsaRecord } from './tlsa';

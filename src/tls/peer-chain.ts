@@ -26,7 +26,10 @@ import { MAX_PRESENTED } from './dane';
 /** Bounds the walk: one past verifyDane()'s limit, so a longer chain is refused there, not cut short here. */
 export const MAX_PEER_CHAIN = MAX_PRESENTED + 1;
 
-/** The tls.connect() options a DANE connection needs (see above); add host, servername (the TLSA base domain), socket. */
+/**
+ * The tls.connect() options a DANE connection needs (see above). Add the
+ * socket and `servername`: the TLSA base domain, sent as SNI (RFC 7672 8.1).
+ */
 export const DANE_CONNECT_OPTIONS = {
   rejectUnauthorized: false,
   checkServerIdentity: (): undefined => undefined,
