@@ -13,7 +13,7 @@
  *  - DANE-TA(2): a certificate above the leaf matches a record; the path
  *    from the leaf up to it verifies signature by signature, each issuer is
  *    a CA, every certificate on it (the TA too) is within its validity
- *    period, and the leaf matches one of `names` (RFC 7672 3.1.2, 3.2.3).
+ *    period, and the leaf matches one of `names` (RFC 7672 3.1.2, 3.2).
  *    A TA record matches at depth 1 or more only, as in OpenSSL.
  *  - TA not sent by the server (RFC 7671 5.2.2): a "2 0 0" record (whole
  *    certificate) or a "2 1 0" record (whole public key) can anchor a chain
