@@ -14,6 +14,7 @@
  * for results built from two answers (A and AAAA, or MX then A/AAAA for an
  * implicit MX) both must have it.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { DnsError } from './errors';
 import { recordsFor } from './answers';
 import { canonicalHost, requireHost, requireServiceName } from './names';
@@ -111,8 +112,8 @@ export class DnsLookups {
     if (!aaaa.ok) return aaaa.temp;
     const secure = a.r.secure && aaaa.r.secure;
     if (a.r.rcode === 'NXDOMAIN' || aaaa.r.rcode === 'NXDOMAIN') return { kind: 'nxdomain', secure };
-    const ipv4 = recordsFor(a.r.answers, name, 'A').map((r) => r.data);
-    const ipv6 = recordsFor(aaaa.r.answers, name, 'AAAA').map((r) => r.data);
+    const ipv4 = recordsFor(a.r.answers, name, 'A').map((r) => r.data).filter((ip) => isIPv4(ip));
+    const ipv6 = recordsFor(aaaa.r.answers, name, 'AAAA').map((r) => r.data).filter((ip) => isIPv6(ip));
     return { kind: 'addresses', ipv4, ipv6, secure };
   }
 

@@ -11,8 +11,9 @@
  * other address and port; its source port is an ephemeral one, which Linux
  * picks at random.
  *
- * A message with our id that dns-packet cannot decode is a DnsError of kind
- * 'malformed'; a decoder's exception never escapes as anything else.
+ * A message with our id whose framing does not fit its length (framing.ts),
+ * or that dns-packet cannot decode, is a DnsError of kind 'malformed'; a
+ * decoder's exception never escapes as anything else.
  * Limits: UDP messages are at most 64 KiB by construction, and a TCP
  * connection may deliver at most MAX_TCP_BYTES before it is given up on.
  */
@@ -20,6 +21,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, isIPv6, type Socket } from 'node:net';
 import { decode, type DecodedPacket } from 'dns-packet';
 import { DnsError } from './errors';
+import { framingError } from './framing';
 
 export interface DnsServer {
   host: string;
@@ -55,6 +57,8 @@ type Reading = { kind: 'answer'; packet: Received } | { kind: 'drop' } | { kind:
 /** Decide what one received message is. */
 export function readMessage(msg: Buffer, asked: Asked): Reading {
   if (msg.length < 2 || msg.readUInt16BE(0) !== asked.id) return { kind: 'drop' };
+  const broken = framingError(msg);
+  if (broken) return { kind: 'malformed', why: broken };
   let packet: Received;
   try {
     packet = decode(msg);
