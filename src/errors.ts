@@ -103,6 +103,7 @@ export const CATALOGUE = {
 
   // Everything else.
   MV_NEXT_HOP: { summary: 'a next-hop connection or command failed (its kind: connect, timeout, closed, ...); becomes MV_NEXT_HOP_* on the SMTP side', ...internal },
+  MV_DNS: { summary: 'a DNS query got no usable answer from any server in `dns.servers` (timeout, refused, malformed), or a name is not a valid host name; delivery defers', ...internal },
   MV_REDACT: { summary: 'a value found in pass 1 cannot be removed: the message is quarantined (`redact_failed`), never delivered', ...internal },
   MV_AUDIT: { summary: 'the audit log cannot be written, or an event would hold an address', ...internal },
   MV_SAR: { summary: 'a subject-access export cannot be written (the file exists, or the export is incomplete)', http: 409, exit: FAIL, line: false },

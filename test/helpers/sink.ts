@@ -57,6 +57,7 @@ export function findTool(name: string): string | undefined {
 const PACKAGE_OF: Record<string, string> = {
   'smtp-sink': 'postfix', 'smtp-source': 'postfix', postfix: 'postfix', postqueue: 'postfix',
   postconf: 'postfix', swaks: 'swaks', script: 'bsdutils',
+  unbound: 'unbound', 'unbound-checkconf': 'unbound', 'ldns-keygen': 'ldnsutils', 'ldns-signzone': 'ldnsutils',
 };
 
 /** Like findTool but throws a message that says what to install. */

@@ -26,6 +26,7 @@ import { PatternError } from '../../src/rules/compile';
 import { RuleSetError } from '../../src/rules/load';
 import type { RuleDefinition } from '../../src/rules/types';
 import { SarError } from '../../src/gdpr/export';
+import { DnsError } from '../../src/dns/errors';
 import { EnvelopeError } from '../../src/smtp/envelope';
 import { replyError } from '../../src/smtp/errors';
 import { NextHopError } from '../../src/smtp/next-hop';
@@ -132,6 +133,7 @@ test('error catalogue: every error class carries a catalogue code', () => {
     AdminTokenError: [new AdminTokenError('m')],
     AuditError: [new AuditError('m')],
     ConfigError: [new ConfigError('m')],
+    DnsError: [new DnsError('timeout', 'm')],
     EnvelopeError: [new EnvelopeError('MV_SMTPUTF8_REQUIRED')],
     HeaderTooLargeError: [new HeaderTooLargeError('m')],
     HttpError: [new HttpError('MV_API_BAD_REQUEST', 'm')],
