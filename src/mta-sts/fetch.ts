@@ -118,6 +118,23 @@ export function trustedCas(extra: FetchOptions['ca']): (string | Buffer)[] | und
   return [...defaultCas, ...(Array.isArray(extra) ? extra : [extra])];
 }
 
+const contexts = new Map<string, tls.SecureContext>();
+
+/**
+ * One TLS context per set of extra CAs, made once: parsing the whole store
+ * for every fetch costs more than the fetch. No extra CAs: Node's default store.
+ */
+function contextFor(extra: FetchOptions['ca']): tls.SecureContext {
+  const key = extra === undefined ? '' : (Array.isArray(extra) ? extra : [extra]).map(String).join('\n');
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ ca: trustedCas(extra), minVersion: 'TLSv1.2' });
+    if (contexts.size >= 8) contexts.clear(); // a config reload with a new ca_file; never grows without bound
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+
 export function mediaTypeOf(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0].trim().toLowerCase();
 }
@@ -129,7 +146,7 @@ export function fetchPolicy(domain: string, opts: FetchOptions): Promise<FetchRe
   const port = opts.port ?? 443;
   const maxBytes = opts.maxBytes ?? MAX_POLICY_BYTES;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
-  const ca = trustedCas(opts.ca);
+  const secureContext = contextFor(opts.ca);
 
   return new Promise<FetchResult>((resolve) => {
     let done = false;
@@ -174,7 +191,7 @@ export function fetchPolicy(domain: string, opts: FetchOptions): Promise<FetchRe
       (ip) => {
         if (done) return;
         if (isIP(ip) === 0) return finish(failed('lookup', `${host} gave no address`));
-        req = https.request({
+        const options: https.RequestOptions & { secureContext: tls.SecureContext } = {
           host: ip,
           port,
           servername: host, // SNI, and the name the certificate is checked against
@@ -182,10 +199,10 @@ export function fetchPolicy(domain: string, opts: FetchOptions): Promise<FetchRe
           method: 'GET',
           headers: { host: port === 443 ? host : `${host}:${port}`, accept: 'text/plain', 'cache-control': 'no-cache' },
           agent: false,
-          ca,
+          secureContext,
           rejectUnauthorized: true,
-          minVersion: 'TLSv1.2',
-        });
+        };
+        req = https.request(options);
         req.on('response', onResponse);
         req.on('error', (err) => finish(classify(err)));
         req.end();
