@@ -194,9 +194,8 @@ export class StsResolver {
     let r: Awaited<ReturnType<TxtLookup>>;
     try {
       r = await this.txt(`_mta-sts.${domain}`);
-    } catch (err) {
-      r = { kind: 'temp' };
-      void err;
+    } catch {
+      r = { kind: 'temp' }; // a lookup that throws is a temporary failure, never "no record"
     }
     if (r.kind === 'none') return { kind: 'none' };
     if (r.kind === 'temp') return { kind: 'none', failure: { type: 'sts-policy-fetch-error', detail: 'txt: temporary DNS failure' } };

@@ -177,3 +177,25 @@ test('lookup, connect and policy failures carry their types', async () => {
   assert.deepEqual(failure(await get(good)), { reason: 'policy', type: 'sts-policy-invalid' });
   assert.equal(failure(await fetchPolicy('bad domain', { lookup, ca })).reason, 'bad-domain');
 });
+
+test('the default port is 443, and the Host header then has no port (127.0.0.53:443)', async (t) => {
+  const leaf = pki.leaf('mta-sts-443', { names: ['mta-sts.example.test'] });
+  const seen: (string | undefined)[] = [];
+  const server = https.createServer({ key: leaf.key, cert: leaf.chain }, (req, res) => {
+    seen.push(req.headers.host);
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(POLICY);
+  });
+  const listening = await new Promise<boolean>((ok) => {
+    server.once('error', () => ok(false));
+    server.listen(443, '127.0.0.53', () => ok(true));
+  });
+  if (!listening) return t.skip('cannot bind 127.0.0.53:443 (not root, or taken)');
+  try {
+    const r = await fetchPolicy('example.test', { lookup: async () => '127.0.0.53', ca, timeoutMs: 3000 });
+    assert.equal(r.kind, 'ok', JSON.stringify(r));
+    assert.deepEqual(seen, ['mta-sts.example.test']);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((ok) => server.close(ok));
+  }
+});
