@@ -18,7 +18,8 @@
  *     audit/audit-<YYYY-MM-DD>.jsonl  the audit log, a file per day
  *     exports/sar-<16 hex>.tar.gz     a SAR archive on its way to the admin API client
  *     exports/.sar-<16 hex>.tar.gz.tmp-<12 hex>   that archive while it is written
- *     {quarantine,keys,audit}/.tmp-<name>-<12 hex>  an interrupted durable write
+ *     mta-sts/policy-<32 hex>.json    a cached MTA-STS policy; the hex is sha256(domain)
+ *     {quarantine,keys,audit,mta-sts}/.tmp-<name>-<12 hex>  an interrupted durable write
  *
  * It imports node:path only: the lowest layer, so every store can take it.
  */
@@ -32,6 +33,7 @@ export const QUARANTINE_DIR = 'quarantine';
 export const KEYS_DIR = 'keys';
 export const AUDIT_DIR = 'audit';
 export const EXPORTS_DIR = 'exports';
+export const MTA_STS_DIR = 'mta-sts';
 
 /** What mailveil creates at the top of state_dir, besides the marker, and of which type. */
 export const STATE_ENTRIES: ReadonlyMap<string, 'dir' | 'file'> = new Map([
@@ -40,6 +42,7 @@ export const STATE_ENTRIES: ReadonlyMap<string, 'dir' | 'file'> = new Map([
   [KEYS_DIR, 'dir'],
   [AUDIT_DIR, 'dir'],
   [EXPORTS_DIR, 'dir'],
+  [MTA_STS_DIR, 'dir'],
   [PSEUDONYM_KEY_FILE, 'file'],
   [ADMIN_TOKEN_FILE, 'file'],
 ]);
@@ -52,6 +55,7 @@ export const quarantineDir = (stateDir: string): string => join(stateDir, QUARAN
 export const keysDir = (stateDir: string): string => join(stateDir, KEYS_DIR);
 export const auditDir = (stateDir: string): string => join(stateDir, AUDIT_DIR);
 export const exportsDir = (stateDir: string): string => join(stateDir, EXPORTS_DIR);
+export const mtaStsDir = (stateDir: string): string => join(stateDir, MTA_STS_DIR);
 
 /* The marker while it is written: a crash can leave one, which is ours and harmless. */
 export const markerTempName = (hex: string): string => `.${STATE_MARKER}.tmp-${hex}`;
@@ -80,6 +84,15 @@ export const exportFileName = (hex: string): string => `sar-${hex}.tar.gz`;
 /** gdpr/export.ts writes any archive (an admin's --out too) under this name beside it first. */
 export const exportTempName = (archive: string, hex: string): string => `.${archive}.tmp-${hex}`;
 export const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\.tar\.gz\.tmp-[0-9a-f]{12})$/;
+
+/*
+ * mta-sts/: one file per policy domain, named by a hash so any domain (253
+ * octets) fits a file name with room for the temp suffix. The domain is
+ * inside the file. The cache (mta-sts/cache.ts) removes only temp files
+ * and entries whose policy has expired.
+ */
+export const stsEntryName = (hex32: string): string => `policy-${hex32}.json`;
+export const STS_ENTRY_RE = /^policy-[0-9a-f]{32}\.json$/;
 
 /* Durable writes (storage/durable.ts): a temp name in the target's own directory, then a rename. */
 export const TEMP_PREFIX = '.tmp-';

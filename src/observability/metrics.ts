@@ -62,6 +62,11 @@ export class Metrics {
     labelNames: ['policy', 'result'] as const,
     registers: [this.registry],
   });
+  readonly mtaStsCacheEntries = new Gauge({
+    name: 'mailveil_mta_sts_cache_entries',
+    help: 'MTA-STS policies in the cache (state_dir/mta-sts) that are still in force',
+    registers: [this.registry],
+  });
   readonly inFlight = new Gauge({
     name: 'mailveil_messages_in_flight',
     help: 'Messages between DATA and their final log line; back to 0 whenever mailveil is idle',
@@ -93,5 +98,6 @@ export class Metrics {
     for (const result of ['ok', 'error']) this.rulesReload.inc({ result }, 0);
     this.quarantineMessages.set(0);
     this.inFlight.set(0);
+    this.mtaStsCacheEntries.set(0);
   }
 }

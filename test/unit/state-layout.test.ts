@@ -18,6 +18,7 @@ import { QuarantineStore } from '../../src/quarantine/store';
 import { AuditLog } from '../../src/audit/log';
 import { tempName } from '../../src/storage/durable';
 import { newMessageId } from '../../src/smtp/handle-message';
+import { StsCache } from '../../src/mta-sts/cache';
 
 const dirs: string[] = [];
 after(() => {
@@ -27,8 +28,8 @@ after(() => {
 test('the names under state_dir', () => {
   const s = '/srv/mv';
   assert.deepEqual(
-    [layout.stateMarkerFile, layout.pseudonymKeyFile, layout.adminTokenFile, layout.spoolDir, layout.quarantineDir, layout.keysDir, layout.auditDir, layout.exportsDir].map((f) => f(s)),
-    ['state.json', 'pseudonym.key', 'admin.token', 'spool', 'quarantine', 'keys', 'audit', 'exports'].map((n) => `${s}/${n}`),
+    [layout.stateMarkerFile, layout.pseudonymKeyFile, layout.adminTokenFile, layout.spoolDir, layout.quarantineDir, layout.keysDir, layout.auditDir, layout.exportsDir, layout.mtaStsDir].map((f) => f(s)),
+    ['state.json', 'pseudonym.key', 'admin.token', 'spool', 'quarantine', 'keys', 'audit', 'exports', 'mta-sts'].map((n) => `${s}/${n}`),
   );
   assert.deepEqual([...layout.STATE_ENTRIES], [
     ['spool', 'dir'],
@@ -36,6 +37,7 @@ test('the names under state_dir', () => {
     ['keys', 'dir'],
     ['audit', 'dir'],
     ['exports', 'dir'],
+    ['mta-sts', 'dir'],
     ['pseudonym.key', 'file'],
     ['admin.token', 'file'],
   ]);
@@ -49,6 +51,7 @@ test('the names under state_dir', () => {
   assert.equal(layout.exportFileName('0123456789abcdef'), 'sar-0123456789abcdef.tar.gz');
   assert.equal(layout.exportTempName('sar-0123456789abcdef.tar.gz', '0123456789ab'), '.sar-0123456789abcdef.tar.gz.tmp-0123456789ab');
   assert.equal(layout.tempFileName('ABC1', '0123456789ab'), '.tmp-ABC1-0123456789ab');
+  assert.equal(layout.stsEntryName('0123456789abcdef0123456789abcdef'), 'policy-0123456789abcdef0123456789abcdef.json');
 });
 
 test('each name maker matches its pattern (HIT), and look-alikes do not (MISS)', () => {
@@ -59,7 +62,8 @@ test('each name maker matches its pattern (HIT), and look-alikes do not (MISS)',
     [layout.KEY_FILE_RE, [layout.keyFileName('0123456789abcdef')], ['quarantine-0123456789abcde.key', 'quarantine-0123456789ABCDEF.key', 'current']],
     [layout.AUDIT_FILE_RE, [layout.auditFileName('2026-01-31')], ['audit-2026-1-31.jsonl', 'audit-2026-01-31.json', 'audit.jsonl']],
     [layout.EXPORT_NAME_RE, [layout.exportFileName('0123456789abcdef'), layout.exportTempName(layout.exportFileName('0123456789abcdef'), '0123456789ab')], ['sar-0123456789abcde.tar.gz', 'sar-export-20260131T000000Z.tar.gz']],
-    [layout.TEMP_NAME_RE, [tempName('ABC1'), tempName(layout.keyFileName('0123456789abcdef'))], ['.tmp-ABC1', '.tmp-ABC1-0123456789a', 'tmp-ABC1-0123456789ab']],
+    [layout.STS_ENTRY_RE, [layout.stsEntryName('0123456789abcdef0123456789abcdef')], ['policy-0123456789abcdef0123456789abcde.json', 'policy-0123456789ABCDEF0123456789ABCDEF.json', 'example.com.json']],
+    [layout.TEMP_NAME_RE, [tempName('ABC1'), tempName(layout.keyFileName('0123456789abcdef')), tempName(layout.stsEntryName('0123456789abcdef0123456789abcdef'))], ['.tmp-ABC1', '.tmp-ABC1-0123456789a', 'tmp-ABC1-0123456789ab']],
   ];
   for (const [re, hits, misses] of cases) {
     for (const h of hits) assert.match(h, re, h);
@@ -77,6 +81,7 @@ function layoutNames(): Record<string, string[]> {
     [layout.KEYS_DIR]: [layout.CURRENT_KEY_FILE, layout.keyFileName(hex16), layout.tempFileName(layout.keyFileName(hex16), hex12)],
     [layout.AUDIT_DIR]: [layout.auditFileName('2001-01-01'), layout.tempFileName(layout.auditFileName('2001-01-02'), hex12)],
     [layout.EXPORTS_DIR]: [layout.exportFileName(hex16), layout.exportTempName(layout.exportFileName(hex16), hex12)],
+    [layout.MTA_STS_DIR]: [layout.stsEntryName(hex16 + hex16), layout.tempFileName(layout.stsEntryName(hex16 + hex16), hex12)],
   };
 }
 
@@ -87,6 +92,7 @@ const REMOVABLE: Record<string, RegExp[]> = {
   [layout.KEYS_DIR]: [layout.TEMP_NAME_RE, layout.KEY_FILE_RE],
   [layout.AUDIT_DIR]: [layout.AUDIT_FILE_RE, layout.TEMP_NAME_RE],
   [layout.EXPORTS_DIR]: [layout.EXPORT_NAME_RE],
+  [layout.MTA_STS_DIR]: [layout.TEMP_NAME_RE, layout.STS_ENTRY_RE],
 };
 
 test('the cleanups remove only names of the layout, each in its own folder', async () => {
@@ -109,6 +115,7 @@ test('the cleanups remove only names of the layout, each in its own folder', asy
   await cleanExports(state);
   await new QuarantineStore(state).recover();
   await new AuditLog(state, { now: () => new Date('2026-01-01T00:00:00Z') }).purge(86_400_000);
+  await new StsCache(state).open();
 
   assert.deepEqual(readdirSync(state).sort(), topBefore, 'nothing at the top of state_dir is removed');
   let removedAny = 0;
@@ -118,5 +125,5 @@ test('the cleanups remove only names of the layout, each in its own folder', asy
     removedAny += removed.length;
     for (const n of removed) assert.ok(REMOVABLE[dir].some((re) => re.test(n)), `${dir}/${n} was removed, but the layout does not name it as removable there`);
   }
-  assert.ok(removedAny >= 5, 'the cleanups ran (spool, exports, two temp files, the old audit day)');
+  assert.ok(removedAny >= 6, 'the cleanups ran (spool, exports, three temp files, the old audit day)');
 });
