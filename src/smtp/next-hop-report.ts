@@ -41,7 +41,7 @@ export function nextHopReport(log: Logger, metrics: Metrics): NextHopObserver {
           event: 'tls',
           next_hop: o.nextHop,
           policy_source: o.source,
-          level: o.level,
+          tls_level: o.level,
           result: o.result,
           protocol: o.protocol ?? null,
           cipher: o.cipher ?? null,

@@ -106,7 +106,7 @@ test('none: plain text even when STARTTLS is offered', async () => {
   assert.equal(o.delivered, 1);
   assert.equal(o.secure, false);
   assert.equal(await o.metric('ok'), 1);
-  assert.equal(o.tlsLog.level, 'none');
+  assert.equal(o.tlsLog.tls_level, 'none');
   assert.equal(o.tlsLog.protocol, null);
 });
 
@@ -117,6 +117,8 @@ test('may + offered: delivered over TLS, counted ok, logged with protocol and ci
   assert.match(String(o.protocol), /^TLSv1\.[23]$/);
   assert.equal(await o.metric('ok'), 1);
   assert.equal(o.tlsLog.result, 'ok');
+  assert.equal(o.tlsLog.level, 'info', "pino's level is not overwritten by the TLS level");
+  assert.equal(o.tlsLog.tls_level, 'may');
   assert.equal(o.tlsLog.policy_source, 'static');
   assert.equal(o.tlsLog.protocol, o.protocol);
   assert.ok(o.tlsLog.cipher);
@@ -190,6 +192,8 @@ test('verify + expired: 451 4.7.5, certificate-expired', async () => {
   assertTempfail(o, '4.7.5', /certificate expired/);
   assert.equal(await o.metric('certificate-expired'), 1);
   assert.equal(o.tlsLog.result, 'certificate-expired');
+  assert.equal(o.tlsLog.level, 'warn');
+  assert.equal(o.tlsLog.reason, 'CERT_HAS_EXPIRED');
 });
 
 test('verify ok: delivered over TLS, verified', async () => {
@@ -198,7 +202,7 @@ test('verify ok: delivered over TLS, verified', async () => {
   assert.equal(o.secure, true);
   assert.equal(await o.metric('ok'), 1);
   assert.equal(o.tlsLog.verified, true);
-  assert.equal(o.tlsLog.level, 'verify');
+  assert.equal(o.tlsLog.tls_level, 'verify');
 });
 
 test('secure ok: delivered over TLS', async () => {
