@@ -317,7 +317,7 @@ function scrapeBytes(port: number): Promise<{ in: number; out: number } | undefi
 
 const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
-/** Run the four relay scenarios in sequence. */
+/** Run the four relay scenarios, then the two TLS-sink ones (issue 10), in sequence. */
 export async function runRelayBench(p: RelayBenchParams = paramsFromEnv(), log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<{ params: RelayBenchParams; results: RelayResult[] }> {
   requireTool('smtp-source');
   requireTool('smtp-sink');
