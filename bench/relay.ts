@@ -13,6 +13,11 @@
  *   reference/reuse            the same, all messages over S long-lived connections (-d)
  *   mailveil/per-connection    smtp-source → mailveil → smtp-sink
  *   mailveil/reuse             the same with connection reuse
+ *   mailveil/reuse tls:none    smtp-source → mailveil → TLS sink (smtp-server, STARTTLS offered), tls.next_hop none
+ *   mailveil/reuse tls:may     the same with tls.next_hop may: every next-hop connection is TLS
+ * The last two (issue 10) measure what TLS to the next hop costs: the same
+ * Node sink on both, so the ratio may/none is the TLS cost alone (the sink's
+ * own CPU, in this driver process, counts on both sides).
  *
  * Each scenario gets a fresh sink (so its -c counter proves delivery of
  * all N) and, for mailveil, a fresh process with a temp state dir, warmed
@@ -39,6 +44,8 @@ import { join } from 'node:path';
 import { startMailveil, Mailveil } from '../test/helpers/mailveil';
 import { killOnExit, terminate, waitFor, waitForExit } from '../test/helpers/ports';
 import { requireTool, startSink, Sink } from '../test/helpers/sink';
+import { startTlsSink, type TlsSink } from '../test/helpers/tls-sink';
+import { TestPki } from '../test/helpers/test-pki';
 
 export interface RelayBenchParams {
   messages: number;
@@ -64,6 +71,9 @@ export interface RelayResult {
   msgPerSec?: number;
   /** mailveil msg/s divided by the reference in the same mode, same run. */
   ratioToReference?: number;
+  /** The TLS-sink variants: tls.next_hop level; for may, msg/s divided by the none row of the same run. */
+  tlsLevel?: 'none' | 'may';
+  ratioToPlain?: number;
   sinkReceived?: number;
   mailveilExitCode?: number | null;
   mailveilPeakRssMiB?: number;
@@ -231,6 +241,58 @@ async function oneScenario(
   return res;
 }
 
+/** mailveil (reuse) → TLS sink with tls.next_hop `level`: what TLS to the next hop costs. */
+async function tlsScenario(p: RelayBenchParams, file: string, pki: TestPki, level: 'none' | 'may'): Promise<RelayResult> {
+  const res: RelayResult = {
+    scenario: `mailveil/reuse tls:${level}`, target: 'mailveil', mode: 'reuse', messages: p.messages, sessions: p.sessions, sizeBytes: p.sizeBytes, ok: false, tlsLevel: level,
+  };
+  let sink: TlsSink | undefined;
+  let mv: Mailveil | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'mailveil-bench-tls-'));
+  try {
+    sink = await startTlsSink({ cert: pki.leaf(`hop-${level}`, { names: ['hop.example.test'] }), keepData: false });
+    const cfg = join(dir, 'mailveil.yaml');
+    writeFileSync(cfg, `tls:\n  next_hop: { level: ${level}, servername: hop.example.test, ca_file: ${JSON.stringify(pki.caFile)} }\n`);
+    mv = await startMailveil({ nextHop: sink.address, config: cfg, captureLogs: false, logLevel: 'info' });
+    let expected = p.messages;
+    if (p.warmup > 0) {
+      const w = await runSource(mv.port, file, p.warmup, Math.min(p.sessions, p.warmup), true, p.timeoutS);
+      if (w.timedOut || w.code !== 0) throw new Error(`warm-up failed (exit ${w.code}${w.timedOut ? ', timed out' : ''}): ${w.stderr.trim()}`);
+      expected += p.warmup;
+    }
+    const r = await runSource(mv.port, file, p.messages, p.sessions, true, p.timeoutS);
+    res.wallSeconds = round(r.wallSeconds, 3);
+    if (r.timedOut) throw new Error(`timed out after ${p.timeoutS} s (BENCH_TIMEOUT_S)`);
+    if (r.code !== 0) throw new Error(`smtp-source exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    res.sinkReceived = sink.count() - (expected - p.messages);
+    res.msgPerSec = round(p.messages / r.wallSeconds, 1);
+    if (res.sinkReceived !== p.messages) throw new Error(`sink counted ${res.sinkReceived} of ${p.messages} messages`);
+    res.ok = true;
+  } catch (e) {
+    res.error = (e as Error).message.split('\n')[0];
+  } finally {
+    if (mv) {
+      try {
+        res.mailveilExitCode = await mv.stop('SIGTERM', 20_000);
+      } catch (e) {
+        res.mailveilExitCode = null;
+        res.ok = false;
+        res.error ??= (e as Error).message.split('\n')[0];
+      }
+      const hwm = mv.peakRssKb();
+      if (hwm !== undefined) res.mailveilPeakRssMiB = round(hwm / 1024, 1);
+      res.mailveilLogLines = mv.lineCount();
+      if (res.mailveilExitCode !== 0) {
+        res.ok = false;
+        res.error ??= `mailveil exited ${res.mailveilExitCode} on SIGTERM`;
+      }
+    }
+    if (sink) await sink.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return res;
+}
+
 /** mailveil_bytes_total{direction="in"|"out"} from /metrics, or undefined if unavailable. */
 function scrapeBytes(port: number): Promise<{ in: number; out: number } | undefined> {
   return new Promise((resolve) => {
@@ -255,7 +317,7 @@ function scrapeBytes(port: number): Promise<{ in: number; out: number } | undefi
 
 const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
-/** Run the four relay scenarios in sequence. */
+/** Run the four relay scenarios, then the two TLS-sink ones (issue 10), in sequence. */
 export async function runRelayBench(p: RelayBenchParams = paramsFromEnv(), log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<{ params: RelayBenchParams; results: RelayResult[] }> {
   requireTool('smtp-source');
   requireTool('smtp-sink');
@@ -273,8 +335,19 @@ export async function runRelayBench(p: RelayBenchParams = paramsFromEnv(), log: 
         results.push(r);
       }
     }
+    // Issue 10: TLS to the next hop, both levels against the same kind of sink, in this run.
+    const pki = new TestPki('mailveil bench');
+    for (const level of ['none', 'may'] as const) {
+      log(`relay: mailveil/reuse tls:${level}: ${p.messages} messages, ${p.sessions} sessions, ${p.sizeBytes} B …`);
+      const r = await tlsScenario(p, file, pki, level);
+      log(`relay: mailveil/reuse tls:${level}: ${r.ok ? `${r.msgPerSec} msg/s in ${r.wallSeconds} s` : `FAILED: ${r.error}`}`);
+      results.push(r);
+    }
+    const plain = results.find((x) => x.tlsLevel === 'none' && x.ok);
+    const tls = results.find((x) => x.tlsLevel === 'may' && x.ok);
+    if (plain?.msgPerSec && tls?.msgPerSec) tls.ratioToPlain = round(tls.msgPerSec / plain.msgPerSec, 3);
     for (const r of results) {
-      if (r.target !== 'mailveil' || !r.msgPerSec) continue;
+      if (r.target !== 'mailveil' || !r.msgPerSec || r.tlsLevel) continue;
       const ref = results.find((x) => x.target === 'reference' && x.mode === r.mode && x.ok);
       if (ref?.msgPerSec) r.ratioToReference = round(r.msgPerSec / ref.msgPerSec, 3);
     }
@@ -289,7 +362,7 @@ export function relayTable(results: RelayResult[]): string {
   const head = '| scenario | sessions | messages | size | wall s | msg/s | vs reference | mailveil peak RSS | mailveil exit | sink got | status |';
   const sep = '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
   const rows = results.map((r) => `| ${r.scenario} | ${r.sessions} | ${r.messages} | ${(r.sizeBytes / 1024).toFixed(0)} KiB | ${r.wallSeconds ?? '–'} | ${r.msgPerSec ?? '–'} | ${
-    r.ratioToReference !== undefined ? `${(r.ratioToReference * 100).toFixed(1)} %` : '–'} | ${
+    r.ratioToReference !== undefined ? `${(r.ratioToReference * 100).toFixed(1)} %` : r.ratioToPlain !== undefined ? `${(r.ratioToPlain * 100).toFixed(1)} % of tls:none` : '–'} | ${
     r.mailveilPeakRssMiB !== undefined ? `${r.mailveilPeakRssMiB} MiB` : '–'} | ${
     r.target === 'mailveil' ? String(r.mailveilExitCode) : '–'} | ${r.sinkReceived ?? '–'} | ${r.ok ? 'ok' : 'FAIL: ' + (r.error ?? '').replace(/\|/g, '/')} |`);
   return [head, sep, ...rows].join('\n');

@@ -64,6 +64,14 @@ export const CATALOGUE = {
   MV_SHUTTING_DOWN: { summary: 'mailveil is draining (SIGTERM): idle sessions, new MAIL, and what is still open at `timeouts.drain`', ...reply(421, '4.3.2', 'Service shutting down, try again later') },
   MV_POLICY_REJECT: { summary: 'a `reject` rule fired (the rule may give its own reply)', ...reply(550, '5.7.1', 'Message blocked by data-protection policy') },
   MV_POLICY_TEMPFAIL: { summary: 'a `tempfail` rule fired (the rule may give its own reply)', ...reply(451, '4.7.1', 'Message deferred by data-protection policy') },
+  // The next hop's TLS does not meet tls.next_hop.level (smtp/next-hop-tls.ts): RFC 3463 4.7.4 at encrypt, 4.7.5 at verify/secure.
+  MV_TLS_ENCRYPT_NOT_OFFERED: { summary: 'level encrypt: the next hop does not offer STARTTLS (RFC 8460 starttls-not-supported)', ...reply(451, '4.7.4', 'Next hop does not offer STARTTLS, which TLS policy requires, try again later') },
+  MV_TLS_ENCRYPT_FAILED: { summary: 'level encrypt: the TLS handshake with the next hop failed (validation-failure)', ...reply(451, '4.7.4', 'TLS handshake with next hop failed, try again later') },
+  MV_TLS_NOT_OFFERED: { summary: 'level verify or secure: the next hop does not offer STARTTLS (starttls-not-supported)', ...reply(451, '4.7.5', 'Next hop does not offer STARTTLS, which TLS policy requires, try again later') },
+  MV_TLS_FAILED: { summary: 'level verify or secure: the TLS handshake with the next hop failed (validation-failure)', ...reply(451, '4.7.5', 'TLS handshake with next hop failed, try again later') },
+  MV_TLS_CERT_UNTRUSTED: { summary: 'level verify or secure: the next hop\'s certificate chain does not lead to a trusted CA (certificate-not-trusted)', ...reply(451, '4.7.5', 'Next hop TLS certificate not trusted, try again later') },
+  MV_TLS_CERT_EXPIRED: { summary: 'level verify or secure: the next hop\'s certificate has expired (certificate-expired)', ...reply(451, '4.7.5', 'Next hop TLS certificate expired, try again later') },
+  MV_TLS_CERT_MISMATCH: { summary: 'level verify or secure: the next hop\'s certificate does not name `tls.next_hop.servername` or the next_hop host (certificate-host-mismatch)', ...reply(451, '4.7.5', 'Next hop TLS certificate does not match its name, try again later') },
   MV_QUARANTINE_UNAVAILABLE: { summary: 'a message to hold could not be written to the quarantine', ...reply(451, '4.3.0', 'Quarantine is not available, try again later') },
 
   // Configuration and the state directory: the operator's to fix.

@@ -156,6 +156,7 @@ export class Service {
       {
         listen: formatEndpoint(config.listen),
         next_hop: formatEndpoint(config.next_hop),
+        next_hop_tls: config.tls.next_hop.level,
         metrics: formatEndpoint(config.metrics),
         admin: describeAdmin(config.admin, Boolean(config.admin_tls)),
         rule_files: this.ruleSet.files.length,

@@ -11,10 +11,11 @@
  * size.ts); a bare number is an error that says what to write instead.
  */
 import { readFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { configSchema } from './schema';
+import { configSchema, type NextHopTlsLevel } from './schema';
 import { parseEndpoint, parseCidr, type Endpoint } from './address';
 import { parseSize, sizeFix } from './size';
 import { parseDuration, durationFix } from './duration';
@@ -61,6 +62,36 @@ export interface Config {
   /** Retention in milliseconds. */
   quarantine: { retention: number };
   audit: { retention: number };
+  /** Only smtp in this version. */
+  listen_protocol: 'smtp' | 'lmtp';
+  /** Only mode relay in this version. */
+  delivery: { mode: 'relay' | 'mx'; max_mx: number };
+  dns: { servers: Endpoint[]; timeout: number };
+  tls: TlsConfig;
+}
+
+/** PEM text read from a configured file at load, with the path it came from. */
+export interface PemFile {
+  path: string;
+  pem: string;
+}
+
+export interface TlsConfig {
+  /** Relay mode: TLS to the fixed next hop (paths resolved, files read at load). */
+  next_hop: {
+    level: NextHopTlsLevel;
+    ca_file: PemFile | null;
+    servername: string | null;
+    cert: PemFile | null;
+    key: PemFile | null;
+  };
+  secure_next_hop: Endpoint | null;
+  default_level: 'none' | 'may' | 'encrypt' | 'dane' | 'dane-only' | 'verify' | 'secure';
+  ca_file: PemFile | null;
+  dane: boolean;
+  mta_sts: boolean;
+  escalation_failure: 'defer' | 'bounce';
+  tlsrpt: { submit: boolean; organization: string | null; contact: string | null };
 }
 
 /** Retention below this is refused: a typo such as `30` (ms) must not empty the quarantine. */
@@ -84,7 +115,22 @@ const FORMAT_HINTS: Record<string, string> = {
 const UNIT_FIXES: Record<string, (n: number) => string> = { duration: durationFix, size: sizeFix };
 
 /** Every key that names a file or directory. */
-const PATH_KEYS: readonly (readonly string[])[] = [['rules_dir'], ['local_rules_dir'], ['state_dir'], ['inbound_tls', 'cert'], ['inbound_tls', 'key'], ['admin_tls', 'cert'], ['admin_tls', 'key']];
+const PATH_KEYS: readonly (readonly string[])[] = [
+  ['rules_dir'], ['local_rules_dir'], ['state_dir'], ['inbound_tls', 'cert'], ['inbound_tls', 'key'], ['admin_tls', 'cert'], ['admin_tls', 'key'],
+  ['tls', 'next_hop', 'ca_file'], ['tls', 'next_hop', 'cert'], ['tls', 'next_hop', 'key'], ['tls', 'ca_file'],
+];
+
+/**
+ * Values the schema knows but this version cannot act on. Each is refused
+ * with one line: a policy that is written down and silently not applied is
+ * worse than no policy (e.g. `delivery.mode: mx` would still relay).
+ */
+const NOT_YET: readonly { key: string; active(v: Record<string, any>): boolean; what: string }[] = [
+  { key: 'delivery.mode', active: (v) => v.delivery.mode === 'mx', what: 'mx (direct delivery to each domain\'s MX) is not available in this version; use relay' },
+  { key: 'listen_protocol', active: (v) => v.listen_protocol === 'lmtp', what: 'lmtp is not available in this version; use smtp' },
+  { key: 'tls.secure_next_hop', active: (v) => v.tls.secure_next_hop !== null, what: 'a second next hop for require_tls messages is not available in this version; leave it null' },
+  { key: 'tls.tlsrpt.submit', active: (v) => v.tls.tlsrpt.submit === true, what: 'submitting TLS reports is not available in this version; leave it false' },
+];
 
 // verbose: errors carry the offending value and its schema, for the hints below.
 const ajv = new Ajv({ allErrors: false, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
@@ -108,6 +154,8 @@ function describe(err: ErrorObject): string {
   if (fix && bare !== undefined && bare >= 0) return `${path}: ${String(err.data).trim()} has no unit; write ${fix(bare)}`;
   if (err.keyword === 'minLength' && (err.params as { limit: number }).limit === 1) return `${path}: must not be empty`;
   const hint = format && (err.keyword === 'format' || err.keyword === 'type') ? FORMAT_HINTS[format] : undefined;
+  if (err.keyword === 'enum') return `${path}: must be equal to one of the allowed values: ${(err.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  if (err.keyword === 'pattern' && path.endsWith('servername')) return `${path}: must be a DNS name, e.g. relay.example.com`;
   return `${path || '(top level)'}: ${hint ?? err.message}`;
 }
 
@@ -144,6 +192,9 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   }
   const base = file ? dirname(resolve(cwd, file)) : cwd;
   const obj = raw as Record<string, unknown>;
+  // `tls: { next_hop: verify }` is short for `tls: { next_hop: { level: verify } }`.
+  const tlsRaw = obj.tls as Record<string, unknown> | undefined;
+  if (tlsRaw && typeof tlsRaw === 'object' && typeof tlsRaw.next_hop === 'string') tlsRaw.next_hop = { level: tlsRaw.next_hop };
   for (const keys of PATH_KEYS) resolveAt(obj, keys, base);
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) obj[key] = key.endsWith('_dir') && value !== '' ? resolve(cwd, value) : value;
@@ -173,7 +224,10 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     next_hop_pool: { ...v.next_hop_pool, idle_timeout: parseDuration(v.next_hop_pool.idle_timeout)! },
     quarantine: { retention: parseDuration(v.quarantine.retention)! },
     audit: { retention: parseDuration(v.audit.retention)! },
+    dns: { servers: (v.dns.servers as string[]).map((e) => parseEndpoint(e)!), timeout: parseDuration(v.dns.timeout)! },
+    tls: loadTls(where, v.tls),
   } as Config;
+  for (const n of NOT_YET) if (n.active(v)) throw new ConfigError(`${where}: ${n.key}: ${n.what}`);
   for (const key of ['quarantine', 'audit'] as const) {
     if (cfg[key].retention < MIN_RETENTION_MS) throw new ConfigError(`${where}: ${key}.retention: must be at least 1m`);
   }
@@ -181,4 +235,48 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   // A header can never be larger than the message that holds it.
   cfg.limits.max_header_size = Math.min(cfg.limits.max_header_size, cfg.limits.max_message_size);
   return cfg;
+}
+
+/** Reads one PEM file named by `key`; any failure is one line naming the key and the path. */
+function readPem(where: string, key: string, path: string | null, what: 'certificate' | 'key'): PemFile | null {
+  if (path === null) return null;
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${where}: ${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    if (what === 'key') createPrivateKey(pem);
+    else {
+      const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+      if (!blocks) throw new Error('no PEM certificate in it');
+      for (const b of blocks) new X509Certificate(b);
+    }
+  } catch (err) {
+    throw new ConfigError(`${where}: ${key}: ${path} is not a PEM ${what}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return { path, pem };
+}
+
+/** The tls section with its files read and checked: a start never fails later on a missing CA or key. */
+function loadTls(where: string, t: Record<string, any>): TlsConfig {
+  const hop = t.next_hop;
+  if ((hop.cert === null) !== (hop.key === null)) {
+    throw new ConfigError(`${where}: tls.next_hop.${hop.cert === null ? 'cert' : 'key'}: a client certificate needs both cert and key`);
+  }
+  const cert = readPem(where, 'tls.next_hop.cert', hop.cert, 'certificate');
+  const key = readPem(where, 'tls.next_hop.key', hop.key, 'key');
+  if (cert && key) {
+    const leaf = new X509Certificate(cert.pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)![0]);
+    if (!leaf.checkPrivateKey(createPrivateKey(key.pem))) {
+      throw new ConfigError(`${where}: tls.next_hop.key: ${key.path} is not the key of the certificate in ${cert.path}`);
+    }
+  }
+  return {
+    ...t,
+    next_hop: { level: hop.level, servername: hop.servername, ca_file: readPem(where, 'tls.next_hop.ca_file', hop.ca_file, 'certificate'), cert, key },
+    secure_next_hop: t.secure_next_hop === null ? null : parseEndpoint(t.secure_next_hop)!,
+    ca_file: readPem(where, 'tls.ca_file', t.ca_file, 'certificate'),
+  } as TlsConfig;
 }

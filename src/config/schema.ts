@@ -11,6 +11,12 @@ const endpoint = { type: 'string', format: 'endpoint' } as const;
 // Strings only: a bare number has no unit and is refused with a suggestion (load.ts).
 const size = { type: 'string', format: 'size' } as const;
 const duration = { type: 'string', format: 'duration' } as const;
+/** A file path, or null for none. */
+const optionalPath = { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }] } as const;
+
+/** Postfix's smtp_tls_security_level values that make sense for one fixed next hop (no DANE: no MX lookup). */
+export const NEXT_HOP_TLS_LEVELS = ['none', 'may', 'encrypt', 'verify', 'secure'] as const;
+export type NextHopTlsLevel = (typeof NEXT_HOP_TLS_LEVELS)[number];
 
 export const configSchema = {
   type: 'object',
@@ -111,6 +117,78 @@ export const configSchema = {
       properties: {
         cert: { type: 'string', minLength: 1 },
         key: { type: 'string', minLength: 1 },
+      },
+    },
+    /** smtp | lmtp (LMTP gives Postfix one reply per recipient after DATA); only smtp exists in this version (load.ts refuses lmtp). */
+    listen_protocol: { enum: ['smtp', 'lmtp'], default: 'smtp' },
+    delivery: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** relay: to next_hop | mx: straight to each recipient domain's MX (not in this version). */
+        mode: { enum: ['relay', 'mx'], default: 'relay' },
+        /** MX hosts tried per domain, in preference order. */
+        max_mx: { type: 'integer', minimum: 1, maximum: 50, default: 5 },
+      },
+    },
+    dns: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** A validating resolver (DANE trusts its AD bit); every lookup mailveil makes goes here. */
+        servers: { type: 'array', minItems: 1, items: endpoint, default: ['127.0.0.1:53'] },
+        timeout: { ...duration, default: '5s' },
+      },
+    },
+    /*
+     * Outbound TLS. Level names and meanings are Postfix's
+     * smtp_tls_security_level. Files (ca_file, cert, key) are read and
+     * checked at load (load.ts), so a bad path stops the start with one line.
+     */
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Relay mode: TLS to the fixed next hop. `next_hop: verify` is short for `{ level: verify }` (load.ts). */
+        next_hop: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            level: { enum: [...NEXT_HOP_TLS_LEVELS], default: 'may' },
+            /** CAs the next hop's chain must lead to at verify/secure; only these (default: the system store plus tls.ca_file). */
+            ca_file: { ...optionalPath, default: null },
+            /** The name sent as SNI and matched against the certificate (default: the next_hop host). */
+            servername: { anyOf: [{ type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$' }, { type: 'null' }], default: null },
+            /** A client certificate (PEM, chain allowed) and its key: both or neither. */
+            cert: { ...optionalPath, default: null },
+            key: { ...optionalPath, default: null },
+          },
+        },
+        /** Relay mode: HOST:PORT for messages a `require_tls: verified` rule flagged (not in this version). */
+        secure_next_hop: { anyOf: [endpoint, { type: 'null' }], default: null },
+        /** mx mode, when no static map, DANE or MTA-STS policy applies. */
+        default_level: { enum: ['none', 'may', 'encrypt', 'dane', 'dane-only', 'verify', 'secure'], default: 'may' },
+        /** Extra CAs for verify/secure/MTA-STS, added to the system store. */
+        ca_file: { ...optionalPath, default: null },
+        dane: { type: 'boolean', default: true },
+        mta_sts: { type: 'boolean', default: true },
+        /** defer (4xx) | bounce (5xx) when a flagged message finds no verified path. */
+        escalation_failure: { enum: ['defer', 'bounce'], default: 'defer' },
+        tlsrpt: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            /** Sending RFC 8460 reports (not in this version; `mailveil tlsrpt report` prints them). */
+            submit: { type: 'boolean', default: false },
+            organization: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+            contact: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+          },
+        },
       },
     },
     inbound_tls: {

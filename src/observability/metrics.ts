@@ -58,7 +58,7 @@ export class Metrics {
   });
   readonly tlsOutbound = new Counter({
     name: 'mailveil_tls_outbound_total',
-    help: 'Outbound TLS sessions by policy and result',
+    help: 'Outbound TLS per connection attempt by policy (none, may, encrypt, dane, mta-sts, verify, secure) and result (ok, downgraded, or an RFC 8460 failure type)',
     labelNames: ['policy', 'result'] as const,
     registers: [this.registry],
   });
@@ -74,7 +74,7 @@ export class Metrics {
   });
   readonly nextHopFailures = new Counter({
     name: 'mailveil_next_hop_failures_total',
-    help: 'Next-hop connections or commands that failed, by kind (connect, timeout, write_timeout, closed, protocol, aborted, client_gone)',
+    help: 'Next-hop connections or commands that failed, by kind (connect, timeout, write_timeout, closed, protocol, aborted, client_gone, tls)',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });

@@ -7,7 +7,10 @@
  *
  * Only a connection outside any transaction is kept: one with MAIL open is
  * reset first (once every reply is in), one that has gone past DATA is
- * closed (next-hop.ts says why).
+ * closed (next-hop.ts says why). TLS connections are kept like plain ones,
+ * but one is handed out only under the TLS settings it was opened with
+ * (NextHopConnection.tlsKey), so a connection never serves a stricter
+ * level than the one it negotiated.
  *
  * The pool also knows whether the next hop is there: after UNREADY_AFTER
  * refused connections in a row it reports unhealthy (/readyz turns 503), and
@@ -15,6 +18,7 @@
  * recovers when the next hop is back even if no mail arrives.
  */
 import { NextHopConnection, NextHopError, type NextHopOptions } from './next-hop';
+import type { TlsOutcome } from './next-hop-tls';
 
 export const UNREADY_AFTER = 3;
 const PROBE_INTERVAL_MS = 1000;
@@ -27,6 +31,8 @@ export interface NextHopObserver {
   violation(what: string): void;
   /** The next hop answers again after refusing. */
   recovered(): void;
+  /** The TLS outcome of one connection attempt (every level, failures too). */
+  tls(outcome: TlsOutcome): void;
 }
 
 export class NextHopPool {
@@ -43,7 +49,7 @@ export class NextHopPool {
     private readonly idleTimeout: number,
     private readonly observer?: NextHopObserver,
   ) {
-    this.opts = { ...opts, onViolation: (what) => observer?.violation(what) };
+    this.opts = { ...opts, onViolation: (what) => observer?.violation(what), onTls: (o) => observer?.tls(o) };
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(idleTimeout, 10_000)));
     this.sweeper.unref();
   }
@@ -57,7 +63,7 @@ export class NextHopPool {
   async acquire(): Promise<{ conn: NextHopConnection; reused: boolean }> {
     while (this.idle.length) {
       const conn = this.idle.pop()!;
-      if (conn.usable && conn.reusable) return { conn, reused: true };
+      if (conn.usable && conn.reusable && conn.tlsKey === this.tlsKey) return { conn, reused: true };
       conn.destroy();
     }
     return { conn: await this.open(), reused: false };
@@ -98,6 +104,10 @@ export class NextHopPool {
     this.closed = true;
     clearInterval(this.sweeper);
     for (const c of this.idle.splice(0)) c.quit();
+  }
+
+  private get tlsKey(): string {
+    return this.opts.tls?.key ?? 'none';
   }
 
   private async open(): Promise<NextHopConnection> {

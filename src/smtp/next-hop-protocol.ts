@@ -8,7 +8,7 @@
  */
 
 /** The command a pending reply belongs to. "." is the end of the body, "greeting" the banner. */
-export type Verb = 'greeting' | 'EHLO' | 'HELO' | 'XFORWARD' | 'MAIL' | 'RCPT' | 'DATA' | '.' | 'RSET' | 'NOOP';
+export type Verb = 'greeting' | 'EHLO' | 'HELO' | 'STARTTLS' | 'XFORWARD' | 'MAIL' | 'RCPT' | 'DATA' | '.' | 'RSET' | 'NOOP';
 
 /**
  * - ready: no transaction open at the next hop; reusable as it is;
@@ -27,6 +27,7 @@ export function verbOf(line: string): Verb {
   switch (word) {
     case 'EHLO':
     case 'HELO':
+    case 'STARTTLS':
     case 'XFORWARD':
     case 'MAIL':
     case 'RCPT':
@@ -44,6 +45,7 @@ export function replyFits(verb: Verb, code: number): boolean {
   if (cls === 4 || cls === 5) return true;
   switch (verb) {
     case 'greeting':
+    case 'STARTTLS':
       return code === 220;
     case 'DATA':
       return code === 354;

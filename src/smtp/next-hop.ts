@@ -22,14 +22,30 @@
  * per-RCPT parameters, recipient answers only after the fact), which cannot
  * keep the envelope transparent nor answer RCPT with the next hop's reply.
  *
+ * STARTTLS (RFC 3207), at the level of next-hop-tls.ts, right after EHLO:
+ *  - STARTTLS is sent alone, never pipelined, with nothing else owed;
+ *  - any byte after the 220 that answers it, before the handshake, is a
+ *    protocol violation (reply injection, CVE-2011-0411 style): the
+ *    connection is destroyed, whatever the level;
+ *  - after the handshake every EHLO keyword learnt in plain text is
+ *    discarded and EHLO is sent again;
+ *  - the outcome (protocol, cipher, verified, RFC 8460 result) is kept on
+ *    the connection (`tls`) and reported once through `onTls`;
+ *  - at `may` a handshake that fails leaves the session unusable, so, as
+ *    Postfix does, one new connection is opened that stays in plain text.
+ *
  * Limits: a reply line is at most MAX_REPLY_BYTES, a reply at most
  * MAX_REPLY_LINES lines.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { parseReply, type Reply } from '../pipeline/reply';
 import { replyFits, verbOf, type Phase, type Verb } from './next-hop-protocol';
 import type { MvCode } from '../errors';
+import type { TlsConfig } from '../config/load';
+import { judgeHandshake, nextHopTls, mustEncrypt, type NextHopTls, type NextHopTlsLevel, type TlsFailureType, type TlsOutcome } from './next-hop-tls';
 
 const MAX_REPLY_BYTES = 64 * 1024;
 const MAX_REPLY_LINES = 256;
@@ -43,9 +59,10 @@ const QUIT_GRACE_MS = 2000;
  * - closed: the connection went away;
  * - protocol: the next hop broke the protocol, or we refused to;
  * - aborted: the message stream (pass 2) failed;
- * - client_gone: our client left before the message was committed.
+ * - client_gone: our client left before the message was committed;
+ * - tls: the next hop's TLS does not meet the level (`tls` says how).
  */
-export type NextHopFailure = 'connect' | 'timeout' | 'write_timeout' | 'closed' | 'protocol' | 'aborted' | 'client_gone';
+export type NextHopFailure = 'connect' | 'timeout' | 'write_timeout' | 'closed' | 'protocol' | 'aborted' | 'client_gone' | 'tls';
 
 /** The configured wait (config `timeouts.*`) that a failure ran out of, if any. */
 export type NextHopDeadline = 'next_hop_connect' | 'next_hop_command' | 'next_hop_write' | 'next_hop_data';
@@ -53,13 +70,16 @@ export type NextHopDeadline = 'next_hop_connect' | 'next_hop_command' | 'next_ho
 export class NextHopError extends Error {
   readonly code: MvCode = 'MV_NEXT_HOP';
   readonly deadline?: NextHopDeadline;
+  /** kind tls: the level that was not met and the RFC 8460 result type. */
+  readonly tls?: { level: NextHopTlsLevel; result: TlsFailureType };
   constructor(
     readonly kind: NextHopFailure,
     message: string,
-    options?: { cause?: unknown; deadline?: NextHopDeadline },
+    options?: { cause?: unknown; deadline?: NextHopDeadline; tls?: { level: NextHopTlsLevel; result: TlsFailureType } },
   ) {
     super(message, options);
     this.deadline = options?.deadline;
+    this.tls = options?.tls;
   }
 }
 
@@ -76,6 +96,10 @@ export interface NextHopOptions {
   dataTimeout: number;
   /** Told about each protocol violation (the connection is already destroyed). */
   onViolation?: (what: string) => void;
+  /** STARTTLS settings; absent = level none. */
+  tls?: NextHopTls;
+  /** Told the TLS outcome of each connection attempt (also a failed one). */
+  onTls?: (outcome: TlsOutcome) => void;
 }
 
 /** The connection settings for the configured next hop, in one place for serve, release and the API. */
@@ -83,8 +107,10 @@ export function nextHopOptions(config: {
   next_hop: { host: string; port: number };
   hostname: string;
   timeouts: { next_hop_connect: number; next_hop_command: number; next_hop_write: number; next_hop_data: number };
+  tls: TlsConfig;
 }): NextHopOptions {
   return {
+    tls: nextHopTls(config.tls.next_hop, config.tls.ca_file),
     host: config.next_hop.host,
     port: config.next_hop.port,
     helo: config.hostname,
@@ -122,28 +148,56 @@ export class NextHopConnection {
   private settleWaiters: (() => void)[] = [];
   private connected = false;
   private lastEhloLines: string[] = [];
+  /** The 220 to STARTTLS is in: any further byte before the handshake is injected. */
+  private upgrading = false;
+  /** The handshake in progress: a failure rejects it. */
+  private handshake?: { reject(e: Error): void };
+  private readonly listeners = {
+    data: (d: string) => this.onData(d),
+    // Before the greeting, any failure means the next hop is not there.
+    error: (err: NodeJS.ErrnoException) => {
+      if (this.handshake) return this.fail(this.tlsError('validation-failure', `TLS handshake with next hop failed: ${err.code ?? err.message}`));
+      const kind = this.connected ? 'closed' : 'connect';
+      this.fail(new NextHopError(kind, `${kind === 'connect' ? 'cannot connect to' : 'lost'} next hop: ${err.code ?? err.message}`));
+    },
+    close: () => {
+      if (this.handshake) return this.fail(this.tlsError('validation-failure', 'next hop closed the connection during the TLS handshake'));
+      this.fail(new NextHopError(this.connected ? 'closed' : 'connect', 'next hop closed the connection'));
+    },
+  };
+  /** Settings identity (next-hop-tls.ts): the pool reuses a connection only under the same. */
+  readonly tlsKey: string;
+  /** The TLS outcome of this connection (level none: result ok, no protocol). */
+  tls?: TlsOutcome;
 
   private constructor(
-    private readonly socket: Socket,
+    private socket: Socket,
     private readonly opts: NextHopOptions,
   ) {
-    socket.setEncoding('utf8');
+    this.tlsKey = opts.tls?.key ?? 'none';
     socket.setNoDelay(true);
-    socket.on('data', (d: string) => this.onData(d));
+    this.attach(socket);
     socket.once('connect', () => {
       this.connected = true;
       this.armHead();
     });
-    // Before the greeting, any failure means the next hop is not there.
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      const kind = this.connected ? 'closed' : 'connect';
-      this.fail(new NextHopError(kind, `${kind === 'connect' ? 'cannot connect to' : 'lost'} next hop: ${err.code ?? err.message}`));
-    });
-    socket.on('close', () => this.fail(new NextHopError(this.connected ? 'closed' : 'connect', 'next hop closed the connection')));
   }
 
-  /** Connects, reads the greeting and says EHLO (HELO if EHLO is refused). */
+  /**
+   * Connects, reads the greeting, says EHLO (HELO if EHLO is refused) and
+   * negotiates TLS at the configured level. At `may`, a handshake that
+   * fails is followed by one plain-text connection.
+   */
   static async open(opts: NextHopOptions): Promise<NextHopConnection> {
+    try {
+      return await NextHopConnection.openOnce(opts, false);
+    } catch (err) {
+      if (opts.tls?.level === 'may' && err instanceof NextHopError && err.kind === 'tls') return NextHopConnection.openOnce(opts, true);
+      throw err;
+    }
+  }
+
+  private static async openOnce(opts: NextHopOptions, plain: boolean): Promise<NextHopConnection> {
     const socket = connect({ host: opts.host, port: opts.port });
     const conn = new NextHopConnection(socket, opts);
     const greeting = conn.expect('greeting', opts.commandTimeout);
@@ -156,6 +210,7 @@ export class NextHopConnection {
       let ehlo = await conn.command(`EHLO ${opts.helo}`);
       if (ehlo.code !== 250) ehlo = await conn.command(`HELO ${opts.helo}`);
       if (ehlo.code !== 250) throw Object.assign(new NextHopError('protocol', 'next hop refused EHLO and HELO'), { reply: ehlo });
+      await conn.negotiateTls(plain);
       return conn;
     } catch (err) {
       conn.destroy();
@@ -163,6 +218,114 @@ export class NextHopConnection {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * STARTTLS per level, then EHLO again (RFC 3207 4.2: nothing learnt
+   * before the handshake is kept). Reports the outcome once; throws a
+   * NextHopError of kind tls when the level is not met.
+   */
+  private async negotiateTls(plainFallback: boolean): Promise<void> {
+    const t = this.opts.tls;
+    const level = t?.level ?? 'none';
+    const base = { nextHop: `${this.opts.host}:${this.opts.port}`, level, source: t?.source ?? 'static' } as const;
+    const report = (o: Omit<TlsOutcome, keyof typeof base>) => {
+      this.tls = { ...base, ...o };
+      this.opts.onTls?.(this.tls);
+    };
+    if (!t || level === 'none') return report({ result: 'ok', reason: 'level none: plain text' });
+    if (plainFallback) return report({ result: 'downgraded', reason: 'TLS handshake failed on the previous connection; plain text' });
+    let refused: string | undefined;
+    if (!this.supports('STARTTLS')) refused = 'STARTTLS not offered';
+    else {
+      const r = await this.command('STARTTLS');
+      if (r.code !== 220) refused = `STARTTLS refused with ${r.code}`;
+    }
+    if (refused) {
+      if (!mustEncrypt(level)) return report({ result: 'downgraded', reason: refused });
+      report({ result: 'starttls-not-supported', reason: refused });
+      throw this.tlsError('starttls-not-supported', `next hop TLS: ${refused} (level ${level})`);
+    }
+    const name = t.servername ?? this.opts.host;
+    let socket: TLSSocket;
+    try {
+      socket = await this.upgrade(t, name);
+    } catch (err) {
+      const e = err as NextHopError;
+      if (e.kind === 'tls') report({ result: e.tls!.result, reason: e.message });
+      throw e;
+    }
+    const j = judgeHandshake(socket, level, name);
+    if (j.failure) {
+      report({ result: j.failure, protocol: j.protocol, cipher: j.cipher, verified: false, reason: j.reason });
+      const err = this.tlsError(j.failure, `next hop TLS certificate refused at level ${level}: ${j.reason}`);
+      this.fail(err);
+      throw err;
+    }
+    this.extensions.clear();
+    this.lastEhloLines = [];
+    const ehlo = await this.command(`EHLO ${this.opts.helo}`);
+    if (ehlo.code !== 250) {
+      this.fail(new NextHopError('protocol', `next hop refused EHLO after STARTTLS with ${ehlo.code}`));
+      throw Object.assign(this.failure!, { reply: ehlo });
+    }
+    report({ result: 'ok', protocol: j.protocol, cipher: j.cipher, verified: j.verified });
+  }
+
+  /** The handshake on the socket that said 220 to STARTTLS; resolves once it is complete. */
+  private async upgrade(t: NextHopTls, name: string): Promise<TLSSocket> {
+    const plain = this.socket;
+    // Bytes read but not yet handled would be replies injected before the handshake.
+    if (this.failure) throw this.failure;
+    if (plain.readableLength > 0 || this.partial.length > 0) {
+      this.violation('data after the 220 reply to STARTTLS, before the TLS handshake (reply injection)');
+      throw this.failure!;
+    }
+    this.detach(plain);
+    plain.on('error', () => undefined);
+    const socket = tlsConnect({
+      socket: plain,
+      secureContext: t.secureContext,
+      ...(isIP(name) ? {} : { servername: name }),
+      // Judged after the handshake against the level (judgeHandshake): may and encrypt take any certificate.
+      rejectUnauthorized: false,
+      // `authorized` then says the chain alone; judgeHandshake matches the name itself.
+      checkServerIdentity: () => undefined,
+    });
+    this.socket = socket;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.handshake = { reject };
+        this.attach(socket);
+        socket.once('secureConnect', () => resolve());
+        timer = setTimeout(() => {
+          this.fail(this.tlsError('validation-failure', 'timed out in the TLS handshake with next hop', 'next_hop_command'));
+        }, this.opts.commandTimeout);
+      });
+    } finally {
+      clearTimeout(timer);
+      this.handshake = undefined;
+    }
+    this.upgrading = false;
+    return socket;
+  }
+
+  private attach(socket: Socket): void {
+    socket.setEncoding('utf8');
+    socket.on('data', this.listeners.data);
+    socket.on('error', this.listeners.error);
+    socket.on('close', this.listeners.close);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off('data', this.listeners.data);
+    socket.off('error', this.listeners.error);
+    socket.off('close', this.listeners.close);
+  }
+
+  private tlsError(result: TlsFailureType, message: string, deadline?: NextHopDeadline): NextHopError {
+    return new NextHopError('tls', message, { tls: { level: this.opts.tls?.level ?? 'none', result }, ...(deadline ? { deadline } : {}) });
   }
 
   /** Why the connection became unusable, if it did. */
@@ -366,6 +529,7 @@ export class NextHopConnection {
 
   private onData(text: string): void {
     if (this.failure) return;
+    if (this.upgrading) return this.violation('data after the 220 reply to STARTTLS, before the TLS handshake (reply injection)');
     this.partial += text;
     let nl: number;
     while ((nl = this.partial.indexOf('\n')) >= 0) {
@@ -380,6 +544,8 @@ export class NextHopConnection {
       this.lines = [];
       this.onReply(parseReply(lines), lines);
       if (this.failure) return;
+      // RFC 3207 5: nothing may follow the 220 to STARTTLS in plain text.
+      if (this.upgrading && this.partial.length) return this.violation('data after the 220 reply to STARTTLS, before the TLS handshake (reply injection)');
     }
     if (this.partial.length > MAX_REPLY_BYTES) this.violation('a reply line that is too long');
   }
@@ -406,6 +572,7 @@ export class NextHopConnection {
     this.lastEhloLines = head.verb === 'EHLO' ? lines : this.lastEhloLines;
     // The phase moves with the reply itself, not when its reader runs: a
     // next hop may send 354 and a premature 550 in one packet.
+    if (head.verb === 'STARTTLS' && reply.code === 220) this.upgrading = true;
     if (head.verb === 'DATA') this.state = reply.code === 354 ? 'body' : 'envelope';
     else if (head.verb === '.') this.state = 'ready';
     else if (head.verb === 'RSET' && reply.code === 250) this.state = 'ready';
@@ -433,6 +600,7 @@ export class NextHopConnection {
     clearTimeout(this.headTimer);
     if (!this.socket.destroyed) this.socket.destroy();
     for (const p of this.pending.splice(0)) p.reject(this.failure);
+    this.handshake?.reject(this.failure);
     this.drainWaiter?.(this.failure);
     this.body?.destroy();
     this.wakeSettled();

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession, type SMTPServerOptions } from 'smtp-server';
 import { CidrSet } from '../config/address';
 import { NextHopError, type NextHopConnection } from './next-hop';
+import { tlsReplyCode } from './next-hop-tls';
 import { clientAttributes, mailFromCommand, rcptToCommand, xforwardCommands, EnvelopeError } from './envelope';
 import { passThrough, replyError, smtpError, type SmtpError } from './errors';
 import { handleMessage } from './handle-message';
@@ -36,6 +37,8 @@ export function peerAddress(session: SMTPServerSession): string {
 
 function hopFailure(err: unknown): SmtpError {
   if (err instanceof EnvelopeError) return smtpError(err.responseCode, err.message);
+  // The next hop's TLS does not meet tls.next_hop.level: 451 4.7.4 / 4.7.5, saying why (never to whom).
+  if (err instanceof NextHopError && err.tls) return replyError(tlsReplyCode(err.tls.level, err.tls.result));
   if (err instanceof NextHopError) return replyError(err.kind === 'timeout' ? 'MV_NEXT_HOP_TIMEOUT' : err.kind === 'connect' ? 'MV_NEXT_HOP_DOWN' : 'MV_NEXT_HOP_LOST');
   return replyError('MV_INTERNAL');
 }

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { TestPki } from '../helpers/test-pki';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { loadConfig } from '../../src/config/load';
@@ -108,7 +109,7 @@ test('units: the schema lists every duration and size, and none accepts a bare n
   const sizes = unitKeys('size');
   assert.deepEqual(durations, [
     'timeouts.next_hop_connect', 'timeouts.next_hop_command', 'timeouts.next_hop_write', 'timeouts.next_hop_data',
-    'timeouts.client_idle', 'timeouts.drain', 'next_hop_pool.idle_timeout', 'quarantine.retention', 'audit.retention',
+    'timeouts.client_idle', 'timeouts.drain', 'next_hop_pool.idle_timeout', 'quarantine.retention', 'audit.retention', 'dns.timeout',
   ]);
   assert.deepEqual(sizes, ['limits.max_message_size', 'limits.max_header_size', 'limits.spool_memory', 'timeouts.client_min_data_rate']);
   for (const key of durations) assert.equal(configError(yamlAt(key, '600')), `${key}: 600 has no unit; write 600s (or 600000ms)`);
@@ -259,4 +260,99 @@ test('paths: local_rules_dir defaults to ./rules.local.d and resolves like rules
   assert.equal(loadConfig(withFile('listen: 127.0.0.1:2525\n'), {}, '/elsewhere').local_rules_dir.endsWith('/rules.local.d'), true);
   assert.equal(loadConfig(undefined, {}, '/srv').local_rules_dir, '/srv/rules.local.d');
   assert.throws(() => loadConfig(withFile('local_rules_dir: ""\n')), /local_rules_dir: must not be empty/);
+});
+
+// ---- issue 10: tls, dns, delivery, listen_protocol ---------------------------
+
+test('config: tls, dns, delivery and listen_protocol defaults match DESIGN.md', () => {
+  const c = loadConfig(undefined, {}, '/srv');
+  assert.equal(c.listen_protocol, 'smtp');
+  assert.deepEqual(c.delivery, { mode: 'relay', max_mx: 5 });
+  assert.deepEqual(c.dns, { servers: [{ host: '127.0.0.1', port: 53 }], timeout: 5000 });
+  assert.deepEqual(c.tls, {
+    next_hop: { level: 'may', ca_file: null, servername: null, cert: null, key: null },
+    secure_next_hop: null,
+    default_level: 'may',
+    ca_file: null,
+    dane: true,
+    mta_sts: true,
+    escalation_failure: 'defer',
+    tlsrpt: { submit: false, organization: null, contact: null },
+  });
+});
+
+test('config: tls.next_hop takes each level, the short form, a servername, and files read relative to the config file', () => {
+  for (const level of ['none', 'may', 'encrypt', 'verify', 'secure']) {
+    assert.equal(loadConfig(withFile(`tls: { next_hop: { level: ${level} } }\n`)).tls.next_hop.level, level);
+    assert.equal(loadConfig(withFile(`tls: { next_hop: ${level} }\n`)).tls.next_hop.level, level, 'short form');
+  }
+  const pki = new TestPki();
+  const client = pki.leaf('client', { names: ['mailveil.example.test'] });
+  const f = withFile('');
+  const dir = dirname(f);
+  writeFileSync(join(dir, 'ca.pem'), pki.root.cert);
+  writeFileSync(join(dir, 'client.pem'), client.chain);
+  writeFileSync(join(dir, 'client.key'), client.key);
+  writeFileSync(f, 'tls:\n  ca_file: ca.pem\n  next_hop: { level: verify, servername: relay.example.test, ca_file: ca.pem, cert: client.pem, key: client.key }\ndns: { servers: ["127.0.0.1:5353", "[::1]:53"], timeout: 2s }\ndelivery: { max_mx: 3 }\n');
+  const c = loadConfig(f, {}, '/elsewhere');
+  assert.equal(c.tls.next_hop.servername, 'relay.example.test');
+  assert.equal(c.tls.next_hop.ca_file?.path, join(dir, 'ca.pem'));
+  assert.equal(c.tls.next_hop.ca_file?.pem, pki.root.cert);
+  assert.equal(c.tls.next_hop.cert?.pem, client.chain);
+  assert.equal(c.tls.next_hop.key?.pem, client.key);
+  assert.equal(c.tls.ca_file?.path, join(dir, 'ca.pem'));
+  assert.deepEqual(c.dns, { servers: [{ host: '127.0.0.1', port: 5353 }, { host: '::1', port: 53 }], timeout: 2000 });
+  assert.equal(c.delivery.max_mx, 3);
+});
+
+test('config: values whose feature this version lacks are refused with one line, never ignored', () => {
+  assert.equal(configError('delivery: { mode: mx }\n'), "delivery.mode: mx (direct delivery to each domain's MX) is not available in this version; use relay");
+  assert.equal(configError('listen_protocol: lmtp\n'), 'listen_protocol: lmtp is not available in this version; use smtp');
+  assert.equal(configError('tls: { secure_next_hop: "127.0.0.1:10027" }\n'), 'tls.secure_next_hop: a second next hop for require_tls messages is not available in this version; leave it null');
+  assert.equal(configError('tls: { tlsrpt: { submit: true } }\n'), 'tls.tlsrpt.submit: submitting TLS reports is not available in this version; leave it false');
+  // MISS: the values this version has load.
+  const c = loadConfig(withFile('delivery: { mode: relay }\nlisten_protocol: smtp\ntls: { secure_next_hop: null, tlsrpt: { submit: false, organization: Example, contact: "mailto:tls@example.com" }, escalation_failure: bounce, default_level: dane-only, dane: false, mta_sts: false }\n'));
+  assert.equal(c.tls.escalation_failure, 'bounce');
+  assert.equal(c.tls.tlsrpt.organization, 'Example');
+});
+
+test('config: bad tls/dns values and unreadable files are one line naming the key (and the path)', () => {
+  const pki = new TestPki();
+  const a = pki.leaf('a', { names: ['a.example.test'] });
+  const b = pki.leaf('b', { names: ['b.example.test'] });
+  const f = withFile('');
+  const dir = dirname(f);
+  writeFileSync(join(dir, 'not-pem.txt'), 'hello\n');
+  const cases: [string, string | RegExp][] = [
+    ['tls: { next_hop: { level: dane } }\n', 'tls.next_hop.level: must be equal to one of the allowed values: none, may, encrypt, verify, secure'],
+    ['tls: { next_hop: { level: verify, colour: blue } }\n', 'tls.next_hop.colour: unknown key'],
+    ['tls: { next_hop: { servername: "bad name" } }\n', 'tls.next_hop.servername: must be a DNS name, e.g. relay.example.com'],
+    ['tls: { next_hop: { ca_file: missing.pem } }\n', `tls.next_hop.ca_file: cannot read ${join(dir, 'missing.pem')}: ENOENT`],
+    ['tls: { ca_file: missing.pem }\n', `tls.ca_file: cannot read ${join(dir, 'missing.pem')}: ENOENT`],
+    ['tls: { next_hop: { ca_file: not-pem.txt } }\n', /^tls\.next_hop\.ca_file: .*not-pem\.txt is not a PEM certificate/],
+    [`tls: { next_hop: { cert: ${a.chainFile} } }\n`, 'tls.next_hop.key: a client certificate needs both cert and key'],
+    [`tls: { next_hop: { key: ${a.keyFile} } }\n`, 'tls.next_hop.cert: a client certificate needs both cert and key'],
+    [`tls: { next_hop: { cert: ${a.chainFile}, key: not-pem.txt } }\n`, /^tls\.next_hop\.key: .*not-pem\.txt is not a PEM key/],
+    [`tls: { next_hop: { cert: ${a.chainFile}, key: ${b.keyFile} } }\n`, `tls.next_hop.key: ${b.keyFile} is not the key of the certificate in ${a.chainFile}`],
+    ['tls: { escalation_failure: drop }\n', /^tls\.escalation_failure: must be equal to one of the allowed values: defer, bounce$/],
+    ['dns: { servers: [] }\n', /^dns\.servers: /],
+    ['dns: { servers: [localhost] }\n', /^dns\.servers\.0: must be HOST:PORT/],
+    ['dns: { timeout: 5 }\n', 'dns.timeout: 5 has no unit; write 5s (or 5000ms)'],
+    ['delivery: { max_mx: 0 }\n', /^delivery\.max_mx: /],
+    ['listen_protocol: http\n', 'listen_protocol: must be equal to one of the allowed values: smtp, lmtp'],
+  ];
+  for (const [text, want] of cases) {
+    writeFileSync(f, text);
+    let msg = '';
+    try {
+      loadConfig(f);
+    } catch (err) {
+      msg = (err as Error).message;
+    }
+    assert.ok(msg.startsWith(`${f}: `), `${text.trim()}: error names the file (${msg})`);
+    assert.ok(!msg.includes('\n'), `${text.trim()}: one line`);
+    const rest = msg.slice(f.length + 2);
+    if (typeof want === 'string') assert.equal(rest, want, text.trim());
+    else assert.match(rest, want, text.trim());
+  }
 });

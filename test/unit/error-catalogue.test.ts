@@ -92,6 +92,13 @@ test('error catalogue: the replies are byte for byte the ones clients have alway
     MV_POLICY_REJECT: '550 5.7.1 Message blocked by data-protection policy',
     MV_POLICY_TEMPFAIL: '451 4.7.1 Message deferred by data-protection policy',
     MV_QUARANTINE_UNAVAILABLE: '451 4.3.0 Quarantine is not available, try again later',
+    MV_TLS_ENCRYPT_NOT_OFFERED: '451 4.7.4 Next hop does not offer STARTTLS, which TLS policy requires, try again later',
+    MV_TLS_ENCRYPT_FAILED: '451 4.7.4 TLS handshake with next hop failed, try again later',
+    MV_TLS_NOT_OFFERED: '451 4.7.5 Next hop does not offer STARTTLS, which TLS policy requires, try again later',
+    MV_TLS_FAILED: '451 4.7.5 TLS handshake with next hop failed, try again later',
+    MV_TLS_CERT_UNTRUSTED: '451 4.7.5 Next hop TLS certificate not trusted, try again later',
+    MV_TLS_CERT_EXPIRED: '451 4.7.5 Next hop TLS certificate expired, try again later',
+    MV_TLS_CERT_MISMATCH: '451 4.7.5 Next hop TLS certificate does not match its name, try again later',
   };
   assert.deepEqual(CODES.filter((c) => catalogueEntry(c).smtp).sort(), Object.keys(replies).sort(), 'a new reply is added here on purpose');
   for (const [c, want] of Object.entries(replies) as [ReplyCode, string][]) {

@@ -1,0 +1,118 @@
+/*
+ * A STARTTLS-capable next hop for the outbound TLS tests and the relay
+ * benchmark, on smtp-server (smtp-sink cannot speak TLS). It accepts every
+ * message and records, per message, whether it came over TLS, with which
+ * protocol and cipher, and the subject of the client certificate if one was
+ * presented. Options: hide STARTTLS, present any certificate (a wrong
+ * name, an expired one, one from another CA), ask for a client certificate.
+ * Listens on 127.0.0.1 on a port chosen at run time.
+ */
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import type { TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import type { Issued } from './test-pki';
+import { LOOPBACK, waitFor } from './ports';
+
+export interface TlsSinkOptions {
+  /** The certificate (its chain) and key the sink presents. */
+  cert: Issued;
+  /** Do not offer STARTTLS (a next hop without TLS). */
+  hideSTARTTLS?: boolean;
+  /** Ask the client for a certificate (any is accepted; its subject is recorded). */
+  requestCert?: boolean;
+  /** Keep message bytes (default true; the benchmark turns it off). */
+  keepData?: boolean;
+}
+
+export interface TlsSinkSession {
+  secure: boolean;
+  /** e.g. TLSv1.3 */
+  protocol?: string;
+  cipher?: string;
+  /** The client certificate's subject CN, when one was presented. */
+  clientCert?: string;
+  /** The SNI name the client sent. */
+  servername?: string;
+}
+
+export interface TlsSinkMessage extends TlsSinkSession {
+  from: string;
+  to: string[];
+  data: Buffer;
+}
+
+export interface TlsSink {
+  port: number;
+  address: string;
+  messages: TlsSinkMessage[];
+  /** Messages accepted (also when keepData is off). */
+  count(): number;
+  waitForMessages(n: number, timeoutMs?: number): Promise<TlsSinkMessage[]>;
+  stop(): Promise<void>;
+}
+
+export async function startTlsSink(opts: TlsSinkOptions): Promise<TlsSink> {
+  const sessions = new Map<string, TlsSinkSession>();
+  const messages: TlsSinkMessage[] = [];
+  let count = 0;
+  const keep = opts.keepData ?? true;
+  const info = (s: SMTPServerSession): TlsSinkSession => sessions.get(s.id) ?? { secure: false };
+  const server = new SMTPServer({
+    secure: false,
+    key: opts.cert.key,
+    cert: opts.cert.chain,
+    hideSTARTTLS: Boolean(opts.hideSTARTTLS),
+    disabledCommands: opts.hideSTARTTLS ? ['AUTH', 'STARTTLS'] : ['AUTH'],
+    authOptional: true,
+    logger: false,
+    disableReverseLookup: true,
+    size: 200 * 1024 * 1024,
+    ...(opts.requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
+    onConnect(session, cb) {
+      sessions.set(session.id, { secure: false });
+      cb();
+    },
+    onSecure(socket, session, cb) {
+      const tls = socket as TLSSocket;
+      const peer = tls.getPeerCertificate?.();
+      sessions.set(session.id, {
+        secure: true,
+        protocol: tls.getProtocol?.() ?? undefined,
+        cipher: tls.getCipher?.()?.name,
+        clientCert: peer && peer.subject ? String(peer.subject.CN) : undefined,
+        servername: (session as SMTPServerSession & { servername?: string }).servername,
+      });
+      cb();
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => keep && chunks.push(c));
+      stream.on('end', () => {
+        count++;
+        if (keep) {
+          messages.push({
+            ...info(session),
+            secure: Boolean(session.secure),
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            data: Buffer.concat(chunks),
+          });
+        }
+        cb(null, 'Ok: queued');
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, LOOPBACK, () => resolve()));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    port,
+    address: `${LOOPBACK}:${port}`,
+    messages,
+    count: () => count,
+    waitForMessages(n, timeoutMs = 15_000) {
+      return waitFor(() => (count >= n ? messages : undefined), { timeoutMs, what: `${n} message(s) at the TLS sink :${port}` });
+    },
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
