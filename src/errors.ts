@@ -41,6 +41,8 @@ const FAIL = 1;
 
 /** Fields every entry without a client-visible reply shares. */
 const internal = { http: 500, exit: FAIL, line: false } as const;
+/** An error of the stores an operator works on (quarantine, release, audit, export): the message says what to do, so one line. */
+const operator = { http: 500, exit: FAIL, line: true } as const;
 /** An SMTP-only reply: through the API or CLI it could only be a bug. */
 const reply = (code: number, enhanced: string, text: string) => ({ smtp: { code, enhanced, text }, ...internal });
 
@@ -55,6 +57,8 @@ export const CATALOGUE = {
   },
   MV_NEXT_HOP_DOWN: { summary: 'the next hop refused the connection', ...reply(451, '4.4.1', 'Next hop unavailable, try again later') },
   MV_NEXT_HOP_TIMEOUT: { summary: 'the next hop did not answer in time', ...reply(451, '4.4.2', 'Next hop timed out, try again later') },
+  // The next hop's own 4xx (or a reply that makes no sense) after the dot: its reply is appended after a colon, and its enhanced code replaces 4.4.0 when it has a 4.x.x one.
+  MV_NEXT_HOP_DEFERRED: { summary: "the next hop deferred the message (its reply follows the text); the client keeps it and retries", ...reply(451, '4.4.0', 'Next hop deferred the message') },
   MV_NEXT_HOP_LOST: { summary: 'the next-hop connection failed or closed mid-transaction', ...reply(451, '4.4.2', 'Next hop connection lost, try again later') },
   MV_INTERNAL: { summary: 'anything unexpected while filtering (a bug): the client retries', ...reply(451, '4.3.0', 'Internal error while filtering, try again later') },
   MV_NO_SPACE: { summary: 'the spool or quarantine file system is full (ENOSPC, EDQUOT)', ...reply(452, '4.3.1', 'Insufficient system storage, try again later') },
@@ -92,29 +96,30 @@ export const CATALOGUE = {
   MV_API_BODY_TOO_LARGE: { summary: 'an admin API request body over 64 KiB', http: 413, exit: FAIL, line: false },
 
   // The quarantine store.
-  MV_QUARANTINE_BAD_ID: { summary: 'an entry id outside `[0-9A-Z]{1,64}`', http: 400, exit: FAIL, line: false },
-  MV_QUARANTINE_NOT_FOUND: { summary: 'no quarantine entry has that id', http: 404, exit: FAIL, line: false },
-  MV_QUARANTINE_EXISTS: { summary: 'an entry with that id is already stored (a bug: ids are unique)', ...internal },
-  MV_QUARANTINE_CORRUPT: { summary: 'an entry fails to decrypt or parse (bad header, GCM tag, truncated file, metadata)', ...internal },
-  MV_QUARANTINE_KEY_MISSING: { summary: 'an entry names a key id no key file provides', ...internal },
-  MV_QUARANTINE_KEY_INVALID: { summary: 'a key file or the `current` key pointer is malformed (`keys rotate` repairs the pointer)', ...internal },
-  MV_QUARANTINE_INVALID: { summary: 'a write to the quarantine breaks an invariant (a bug)', ...internal },
+  MV_QUARANTINE_BAD_ID: { summary: 'an entry id outside `[0-9A-Z]{1,64}`', http: 400, exit: FAIL, line: true },
+  MV_QUARANTINE_NOT_FOUND: { summary: 'no quarantine entry has that id', http: 404, exit: FAIL, line: true },
+  MV_QUARANTINE_EXISTS: { summary: 'an entry with that id is already stored (a bug: ids are unique)', ...operator },
+  MV_QUARANTINE_CORRUPT: { summary: 'an entry fails to decrypt or parse (bad header, GCM tag, truncated file, metadata)', ...operator },
+  MV_QUARANTINE_KEY_MISSING: { summary: 'an entry names a key id no key file provides', ...operator },
+  MV_QUARANTINE_KEY_INVALID: { summary: 'a key file or the `current` key pointer is malformed (`keys rotate` repairs the pointer)', ...operator },
+  MV_QUARANTINE_INVALID: { summary: 'a write to the quarantine breaks an invariant (a bug)', ...operator },
 
   // Releasing a held message (quarantine release, POST /api/quarantine/<id>/release).
-  MV_RELEASE_BUSY: { summary: 'the entry is being released by another process', http: 409, exit: FAIL, line: false },
-  MV_RELEASE_NO_ENVELOPE: { summary: 'the entry has no stored envelope or no recipients', http: 409, exit: FAIL, line: false },
-  MV_RELEASE_NEXT_HOP: { summary: 'the next hop could not be reached, or failed during the release; the entry is kept', http: 502, exit: FAIL, line: false },
-  MV_RELEASE_REFUSED: { summary: 'the next hop refused the released message; the entry is kept', http: 502, exit: FAIL, line: false },
-  MV_RELEASE_CORRUPT: { summary: 'the entry could not be read during the release; nothing was delivered', ...internal },
-  MV_RELEASE_CLEANUP: { summary: 'the message was released but removing the entry failed (`quarantine delete` it)', ...internal },
-  MV_RELEASE_REWRITE: { summary: 'the released message cannot be produced (redaction or header anonymisation cannot be applied); nothing sent', http: 409, exit: FAIL, line: false },
+  MV_RELEASE_BUSY: { summary: 'the entry is being released by another process', http: 409, exit: FAIL, line: true },
+  MV_RELEASE_NO_ENVELOPE: { summary: 'the entry has no stored envelope or no recipients', http: 409, exit: FAIL, line: true },
+  MV_RELEASE_NEXT_HOP: { summary: 'the next hop could not be reached, or failed during the release; the entry is kept', http: 502, exit: FAIL, line: true },
+  MV_RELEASE_REFUSED: { summary: 'the next hop refused the released message; the entry is kept', http: 502, exit: FAIL, line: true },
+  MV_RELEASE_CORRUPT: { summary: 'the entry could not be read during the release; nothing was delivered', ...operator },
+  MV_RELEASE_CLEANUP: { summary: 'the message was released but removing the entry failed (`quarantine delete` it)', ...operator },
+  MV_RELEASE_REWRITE: { summary: 'the released message cannot be produced (redaction or header anonymisation cannot be applied); nothing sent', http: 409, exit: FAIL, line: true },
 
   // Everything else.
   MV_NEXT_HOP: { summary: 'a next-hop connection or command failed (its kind: connect, timeout, closed, ...); becomes MV_NEXT_HOP_* on the SMTP side', ...internal },
   MV_DNS: { summary: 'a DNS query got no usable answer from any server in `dns.servers` (timeout, refused, malformed), or a name is not a valid host name; delivery defers', ...internal },
   MV_REDACT: { summary: 'a value found in pass 1 cannot be removed: the message is quarantined (`redact_failed`), never delivered', ...internal },
-  MV_AUDIT: { summary: 'the audit log cannot be written, or an event would hold an address', ...internal },
-  MV_SAR: { summary: 'a subject-access export cannot be written (the file exists, or the export is incomplete)', http: 409, exit: FAIL, line: false },
+  MV_AUDIT: { summary: 'the audit log cannot be written, or an event would hold an address', ...operator },
+  MV_SAR_NOTHING_FOUND: { summary: 'a subject-access export found nothing for the address; the request is audited, no archive is made', http: 404, exit: FAIL, line: true },
+  MV_SAR: { summary: 'a subject-access export cannot be written (the file exists, or the export is incomplete)', http: 409, exit: FAIL, line: true },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type MvCode = keyof typeof CATALOGUE;

@@ -14,8 +14,8 @@
  *   POST   /api/quarantine/purge                    = `quarantine purge --json`
  *   POST   /api/keys/rotate                         = `keys rotate --json` {keyId, previous, keys, inUse}
  *   GET    /api/sar?address=A  | POST /api/sar {address}   = `sar find --json`
- *   POST   /api/gdpr/export {address}                the archive itself (application/gzip)
- *   POST   /api/gdpr/erase {address}                 = `sar erase --json` {messages, events, unreadable}
+ *   POST   /api/sar/export {address}                the archive itself (application/gzip)
+ *   POST   /api/sar/erase {address}                 = `sar erase --json` {messages, events, unreadable}
  *   GET    /api/gdpr/report                         text/markdown
  *
  * sar export: the archive is written by gdpr/export.ts to
@@ -90,9 +90,9 @@ function entryId(raw: string): string {
   try {
     id = decodeURIComponent(raw);
   } catch {
-    throw new HttpError(400, 'invalid quarantine id');
+    throw new HttpError('MV_QUARANTINE_BAD_ID', 'invalid quarantine id');
   }
-  if (!ENTRY_ID_RE.test(id)) throw new HttpError(400, `invalid quarantine id ${JSON.stringify(id.slice(0, 80))} (expected [0-9A-Z]{1,64})`);
+  if (!ENTRY_ID_RE.test(id)) throw new HttpError('MV_QUARANTINE_BAD_ID', `invalid quarantine id ${JSON.stringify(id.slice(0, 80))} (expected [0-9A-Z]{1,64})`);
   return id;
 }
 
@@ -251,13 +251,13 @@ async function sarExport(ctx: AdminContext, res: ServerResponse, address: unknow
     if (outcome.kind === 'unreadable') {
       const { unreadable } = outcome;
       throw new HttpError(
-        409,
+        'MV_SAR',
         `${unreadable.length} quarantine ${unreadable.length === 1 ? 'entry' : 'entries'} cannot be read (${unreadable.join(', ')}), so the export could be incomplete; repair or delete them and export again; no archive was made`,
         { unreadable },
       );
     }
     // As the CLI: the request was recorded even though there is nothing to hand over.
-    if (outcome.kind === 'empty') throw new HttpError(404, 'nothing found for that address; no archive made', { messages: 0, events: 0 });
+    if (outcome.kind === 'empty') throw new HttpError('MV_SAR_NOTHING_FOUND', 'nothing found for that address; no archive made', { messages: 0, events: 0 });
     const { result: r, madeAt } = outcome;
     const name = `sar-export-${madeAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.tar.gz`;
     res.writeHead(200, {

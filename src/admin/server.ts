@@ -30,7 +30,6 @@ import { ADMIN_TOKEN_NAME, bearerMatches, ensureAdminToken } from './token';
 import { HttpError, sendJson } from './http';
 import { route, type AdminContext } from './routes';
 import { codeOf, httpStatusOf, type MvCode } from '../errors';
-export { MAX_BODY_BYTES } from './http';
 
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const HEADERS_TIMEOUT_MS = 10_000;

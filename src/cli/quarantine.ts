@@ -27,8 +27,6 @@ import type { Command } from 'commander';
 import type { Config } from '../config/load';
 import { checkStateDir } from '../config/state-dir';
 import { parseDuration } from '../config/duration';
-import { isQuarantineError } from '../quarantine/errors';
-import { ReleaseError } from '../operations/release';
 import type { OperationContext } from '../operations/context';
 import type { EntryDetail, EntryListItem } from '../operations/entry-view';
 import { deleteEntry, listEntries, purgeEntries, releaseEntry, showEntry, type PurgeReport } from '../operations/quarantine';
@@ -51,16 +49,6 @@ function open(o: CommonOpts & { nextHop?: string; rules?: string; localRules?: s
   // a purge or delete must never write an audit log into someone else's dir.
   checkStateDir(config.state_dir);
   return operationContext(config);
-}
-
-/** Store and release errors become one-line user errors (exit 1). */
-async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isQuarantineError(err) || err instanceof ReleaseError || (err as { code?: string }).code === 'MV_AUDIT') throw new UserError((err as Error).message);
-    throw err;
-  }
 }
 
 function print(o: CommonOpts, json: unknown, text: string): void {
@@ -88,7 +76,7 @@ export function registerQuarantine(program: Command): void {
         if (olderThanMs === undefined) throw new UserError(`--older-than: must be a duration, e.g. 30m, 12h, 7d (got ${JSON.stringify(o.olderThan)})`);
       }
       const ctx = open(o);
-      const { entries, unreadable: bad } = await userErrors(() => listEntries(ctx, { rule: o.rule, olderThanMs }));
+      const { entries, unreadable: bad } = await listEntries(ctx, { rule: o.rule, olderThanMs });
       const filtered = o.rule !== undefined || olderThanMs !== undefined;
       print(o, entries, entries.length ? entries.map(formatLine).join('\n') : filtered ? 'no matching messages in quarantine' : 'no messages in quarantine');
       if (bad) process.stderr.write(`mailveil: ${bad} quarantine ${bad === 1 ? 'entry is' : 'entries are'} unreadable\n`);
@@ -102,15 +90,13 @@ export function registerQuarantine(program: Command): void {
     .action(async (id: string, o: CommonOpts & { rules?: string; localRules?: string }) => {
       const ctx = open(o);
       const { config } = ctx;
-      const entry = await userErrors(() =>
-        showEntry(ctx, id, () => {
-          try {
-            return loadRuleSet(config.rules_dir, config.local_rules_dir).rules;
-          } catch {
-            return undefined; // header fields with findings are then masked whole
-          }
-        }),
-      );
+      const entry = await showEntry(ctx, id, () => {
+        try {
+          return loadRuleSet(config.rules_dir, config.local_rules_dir).rules;
+        } catch {
+          return undefined; // header fields with findings are then masked whole
+        }
+      });
       print(o, entry, formatShow(entry));
     });
 
@@ -124,7 +110,7 @@ export function registerQuarantine(program: Command): void {
     .action(async (id: string, o: CommonOpts & { nextHop?: string; rules?: string; localRules?: string; redact?: boolean }) => {
       const ctx = open(o);
       const rules = releaseRules(ctx.config);
-      const r = await userErrors(() => releaseEntry(ctx, id, { rules, redact: o.redact === true }));
+      const r = await releaseEntry(ctx, id, { rules, redact: o.redact === true });
       print(o, { id: r.id, released: true, nextHop: r.nextHop, rcpts: r.rcpts, size: r.size, reply: formatReply(r.reply) }, `released ${r.id} to ${r.nextHop}: ${formatReply(r.reply)}`);
     });
 
@@ -133,7 +119,7 @@ export function registerQuarantine(program: Command): void {
     .argument('<id>', 'quarantine id')
     .action(async (id: string, o: CommonOpts) => {
       const ctx = open(o);
-      const r = await userErrors(() => deleteEntry(ctx, id));
+      const r = await deleteEntry(ctx, id);
       print(o, r, `deleted ${r.id}`);
     });
 
@@ -141,7 +127,7 @@ export function registerQuarantine(program: Command): void {
     .description('delete entries older than quarantine.retention, audit days older than audit.retention, and unused keys')
     .action(async (o: CommonOpts) => {
       const ctx = open(o);
-      const r = await userErrors(() => purgeEntries(ctx));
+      const r = await purgeEntries(ctx);
       print(o, r, formatPurge(r));
     });
 }

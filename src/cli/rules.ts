@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { newContext } from '../pipeline/context';
 import { analyse } from '../pipeline/run';
 import { Pseudonymiser } from '../privacy/pseudonym';
+import { exitCodeOf } from '../errors';
 import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
@@ -71,7 +72,7 @@ export function registerRules(program: Command): void {
       } catch (err) {
         if (!(err instanceof RuleSetError)) throw err;
         process.stdout.write(o.json ? JSON.stringify({ ok: false, errors: err.errors }, null, 2) + '\n' : err.errors.map(formatRuleError).join('\n') + '\n');
-        process.exitCode = 1;
+        process.exitCode = exitCodeOf(err);
       }
     });
 

@@ -13,8 +13,6 @@ import type { AuditEvent } from '../audit/log';
 import { checkStateDir } from '../config/state-dir';
 import type { OperationContext } from '../operations/context';
 import { eraseSubjectData, exportSubjectData, findSubjectData, subjectAddress, type SubjectAddress } from '../operations/subject-access';
-import { isQuarantineError } from '../quarantine/errors';
-import { SarError } from '../gdpr/export';
 import { isEmpty, type SubjectMessage } from '../gdpr/find';
 import { formatSize } from './quarantine';
 import { UserError } from './errors';
@@ -33,12 +31,6 @@ function open(address: string, o: CommonOptions): { ctx: OperationContext; addre
   const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir });
   checkStateDir(config.state_dir);
   return { ctx: operationContext(config), address: normalised };
-}
-
-/** Store, audit and SAR errors are the operator's to fix: one line, exit 1. */
-function userFacing(err: unknown): never {
-  if (isQuarantineError(err) || err instanceof SarError || (err as { code?: string }).code === 'MV_AUDIT') throw new UserError((err as Error).message);
-  throw err;
 }
 
 function warnUnreadable(ids: string[]): void {
@@ -85,7 +77,7 @@ export function registerSar(program: Command): void {
       .argument('<address>', 'e-mail address, e.g. jane.doe@example.com'),
   ).action(async (address: string, o: CommonOptions) => {
     const { ctx, address: a } = open(address, o);
-    const data = await findSubjectData(ctx, a).catch(userFacing);
+    const data = await findSubjectData(ctx, a);
     if (o.json) {
       process.stdout.write(JSON.stringify(data, null, 2) + '\n');
     } else if (isEmpty(data)) {
@@ -109,7 +101,7 @@ export function registerSar(program: Command): void {
       .option('--force', 'replace FILE if it exists'),
   ).action(async (address: string, o: CommonOptions & { out: string; force?: boolean }) => {
     const { ctx, address: a } = open(address, o);
-    const outcome = await exportSubjectData(ctx, a, { out: () => o.out, force: Boolean(o.force) }).catch(userFacing);
+    const outcome = await exportSubjectData(ctx, a, { out: () => o.out, force: Boolean(o.force) });
     if (outcome.kind === 'unreadable') {
       const { unreadable } = outcome;
       throw new UserError(
@@ -138,7 +130,7 @@ export function registerSar(program: Command): void {
       .argument('<address>', 'e-mail address, e.g. jane.doe@example.com'),
   ).action(async (address: string, o: CommonOptions) => {
     const { ctx, address: a } = open(address, o);
-    const r = await eraseSubjectData(ctx, a).catch(userFacing);
+    const r = await eraseSubjectData(ctx, a);
     if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else
       process.stdout.write(

@@ -27,7 +27,7 @@ export function registerServe(program: Command): void {
     .option('--metrics <host:port>', '/metrics /healthz /readyz listener (default 127.0.0.1:9464)')
     .option('--admin <host:port>', 'admin API listener (default 127.0.0.1:9465)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
-    .option('--print-pipeline', 'print the stage order and exit')
+    .option('--print-pipeline', 'print the message lifecycle (stages, steps and their branches, outcomes) and exit')
     .action(async (o) => {
       if (o.printPipeline) {
         process.stdout.write(describeLifecycle().join('\n') + '\n');

@@ -1,5 +1,5 @@
 /*
- * The built-in detector catalogue (DESIGN.md, "Built-in detectors") and the
+ * The built-in detector catalogue (README, "Built-in detectors") and the
  * named validators a custom `pattern:` rule may use (`validator: luhn`).
  *
  * One detector per file in this directory; this file only lists them. The

@@ -10,7 +10,7 @@
  * values) still leaves with the message, so it is scanned too, kept apart
  * from the visible text (html-text.ts).
  *
- * Fail closed (DESIGN.md guarantee 5): bad content is a sink call
+ * Fail closed (README, Guarantees, 5): bad content is a sink call
  * (unscannable / notExtracted), never a stream error; the stream errors only
  * on an internal bug (including an exception thrown by the sink).
  * Parsing is synchronous: a chunk is parsed, and every sink call it makes is

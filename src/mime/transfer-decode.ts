@@ -3,7 +3,7 @@
  * out, a few bytes of state between writes, so a part is never buffered.
  *
  * Own decoders rather than libbase64/libqp: those skip garbage silently, and
- * fail-closed (DESIGN.md guarantee 5) needs to know when input was not valid.
+ * fail-closed (README, Guarantees, 5) needs to know when input was not valid.
  *
  * base64 policy, close to what MUAs do: whitespace and line breaks are
  * ignored; '=' ends a quantum (a later quantum is decoded too, as some

@@ -20,8 +20,8 @@
  *     closing delimiter); nothing for an empty one; and unscannable;
  *   - message/rfc822 parts: nothing, unless unscannable;
  *   - a subtree cut off by a limit: unscannable on its top node only.
- * Unscannable always means "this message is not clean" (DESIGN.md
- * guarantee 5); the text already given before it is still worth scanning.
+ * Unscannable always means "this message is not clean" (README, Guarantees,
+ * 5); the text already given before it is still worth scanning.
  */
 
 export type Scope = 'subject' | 'headers' | 'body' | 'attachments';

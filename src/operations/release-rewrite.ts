@@ -14,7 +14,7 @@
  *    the current rule set, so the redact stage has findings to act on; every
  *    `redact` rule that fires is applied (whatever else fired: the reviewer
  *    has overruled the hold). Redaction fails closed as it does for
- *    delivered mail (pipeline/redact.ts), and content pass 1 cannot scan
+ *    delivered mail (pipeline/stages/redact.ts), and content pass 1 cannot scan
  *    refuses the release: a value could hide there.
  *
  * A failure is a ReleaseRewriteError (nothing is sent, the entry is kept);

@@ -135,7 +135,7 @@ function describeReply(r: ReplySource): string {
     case 'next-hop':
       return "the next hop's 5xx, unchanged";
     case 'deferred':
-      return "451 with the next hop's 4xx";
+      return "MV_NEXT_HOP_DEFERRED, with the next hop's reply";
   }
 }
 

@@ -30,15 +30,13 @@ export interface Services {
 /** How the next hop answered the transaction's DATA, or why it could not. */
 export type DeliveryResult =
   | { ok: true; reply: Reply; bytes: number }
-  /**
-   * `unusable`: no open transaction to send on (the envelope failed
-   * downstream, or the connection died before DATA); `pass2`: a rewriter
-   * failed, so the transaction was aborted and `cause` says why.
-   */
-  | { ok: false; failure: 'unusable' | 'timeout' | 'lost' | 'client_gone' | 'pass2'; cause?: unknown };
+  /** `pass2`: a rewriter failed, so the transaction was aborted and `cause` says why. */
+  | { ok: false; failure: 'timeout' | 'lost' | 'client_gone' | 'pass2'; cause?: unknown };
 
 /** The next hop's open transaction for this message (the SMTP side owns the connection). */
 export interface Delivery {
+  /** False when there is no open transaction to send on (the envelope failed downstream, or the connection died before DATA). */
+  usable(): boolean;
   send(body: Readable & AsyncIterable<Buffer>, signal: AbortSignal): Promise<DeliveryResult>;
 }
 

@@ -4,8 +4,8 @@
  * messages_total carry. Replies never carry a matched value, an address or a
  * host name; a passed-back next-hop reply is the next hop's own text.
  */
-import { smtpReplyOf } from '../errors';
-import { formatReply } from './reply';
+import { CATALOGUE, smtpReplyOf } from '../errors';
+import { formatReply, passedBack } from './reply';
 import { OUTCOMES, type Outcome } from './lifecycle';
 import type { MessageContext } from './context';
 
@@ -33,14 +33,13 @@ export function replyFor(outcome: Outcome, ctx: MessageContext): FinalReply {
       return m ? { code: Number(m[1]), text: m[2] } : smtpReplyOf(src.fallback);
     }
     case 'next-hop': {
-      const r = (outcome as Extract<Outcome, { kind: 'next_hop_refused' }>).reply;
-      const enhanced = r.enhanced ?? `${Math.floor(r.code / 100)}.0.0`;
-      return { code: r.code, text: `${enhanced} ${r.text}`.trim() };
+      return passedBack((outcome as Extract<Outcome, { kind: 'next_hop_refused' }>).reply);
     }
     case 'deferred': {
       const r = (outcome as Extract<Outcome, { kind: 'next_hop_deferred' }>).reply;
-      const enhanced = r.enhanced?.startsWith('4.') ? r.enhanced : '4.4.0';
-      return { code: 451, text: `${enhanced} Next hop deferred the message: ${formatReply(r)}` };
+      const own = CATALOGUE['MV_NEXT_HOP_DEFERRED'].smtp;
+      const enhanced = r.enhanced?.startsWith('4.') ? r.enhanced : own.enhanced;
+      return { code: own.code, text: `${enhanced} ${own.text}: ${formatReply(r)}` };
     }
   }
 }

@@ -43,3 +43,9 @@ export function formatReply(r: Reply): string {
 export function replyStatus(r: Reply): string {
   return r.enhanced ? `${r.code} ${r.enhanced}` : String(r.code);
 }
+
+/** A next hop's own refusal as our reply text, unchanged (guarantee 1); a reply without an enhanced code gets its class's X.0.0. */
+export function passedBack(r: Reply): { code: number; text: string } {
+  const enhanced = r.enhanced ?? `${Math.floor(r.code / 100)}.0.0`;
+  return { code: r.code, text: `${enhanced} ${r.text}`.trim() };
+}

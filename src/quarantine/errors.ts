@@ -1,8 +1,9 @@
 /*
  * Errors the quarantine store raises, each with a stable code so callers can
  * map them without parsing messages: the SMTP path turns any of them into
- * MV_QUARANTINE_UNAVAILABLE (4xx, the client retries), the CLI turns NOT_FOUND
- * and BAD_ID into a one-line user error. Messages never carry message
+ * MV_QUARANTINE_UNAVAILABLE (4xx, the client retries); the CLI prints each
+ * as one line (their catalogue entries say so), the admin API answers the
+ * catalogue's status. Messages never carry message
  * content, addresses or key material; an entry id is fine to show.
  */
 

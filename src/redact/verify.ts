@@ -9,7 +9,7 @@
  *     catches what the first cannot: a part the redactor never met because
  *     mailsplit read the MIME structure differently than pass 1 did. It
  *     fails at the end of the stream, before the final "." reaches the next
- *     hop (DESIGN.md guarantee 2).
+ *     hop (README, Guarantees, 2).
  */
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';

@@ -4,7 +4,7 @@
  * (code, enhanced status code, text) live in the catalogue only.
  */
 import { smtpReplyOf, type ReplyCode } from '../errors';
-import type { Reply } from '../pipeline/reply';
+import { passedBack, type Reply } from '../pipeline/reply';
 
 export interface SmtpError extends Error {
   responseCode: number;
@@ -23,12 +23,6 @@ export function replyError(code: ReplyCode): SmtpError {
 
 /** The next hop's own refusal, passed back unchanged (guarantee 1). */
 export function passThrough(reply: Reply): SmtpError {
-  const enhanced = reply.enhanced ?? `${Math.floor(reply.code / 100)}.0.0`;
-  return smtpError(reply.code, `${enhanced} ${reply.text}`.trim());
-}
-
-/** A rule's reply text ("550 5.7.1 ..."), validated by the rule schema. */
-export function ruleReply(reply: string | undefined, fallback: ReplyCode): SmtpError {
-  const m = reply ? /^([45]\d\d) (.+)$/.exec(reply) : null;
-  return m ? smtpError(Number(m[1]), m[2]) : replyError(fallback);
+  const r = passedBack(reply);
+  return smtpError(r.code, r.text);
 }

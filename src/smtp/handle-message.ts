@@ -20,7 +20,6 @@ import { Spool, spoolDir } from '../pipeline/spool';
 import { runMessage } from '../pipeline/run-message';
 import { replyFor } from '../pipeline/outcome-reply';
 import type { Client, Delivery, DeliveryResult } from '../pipeline/message';
-import { subjectTokens } from '../gdpr/subjects';
 import { DataDeadline } from './data-deadline';
 import { NextHopError } from './next-hop';
 import { replyError, smtpError } from './errors';
@@ -59,8 +58,6 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
   const ctx = newContext(newMessageId(), rt.config, rt.rules(), rt.pseudonyms);
   ctx.envelope = heldEnvelope(session);
   ctx.queueId = forwardedQueueId(session);
-  // The envelope's subjects until pass 1 adds the header's (stages/subject-index.ts).
-  ctx.subjects = subjectTokens(rt.pseudonyms, ctx.envelope);
   // The client's final dot: from here the drain lets the message finish.
   stream.once('end', () => (st.received = true));
   const deadline = new DataDeadline(rt.config.timeouts.client_idle, rt.config.timeouts.client_min_data_rate, () => {
@@ -103,13 +100,14 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
 /** The session's open next-hop transaction as the lifecycle's Delivery port; failures are logged and counted here. */
 function sessionDelivery(rt: Runtime, st: SessionState): Delivery {
   return {
-    async send(body: Readable & AsyncIterable<Buffer>, signal: AbortSignal): Promise<DeliveryResult> {
+    usable(): boolean {
       const hop = st.hop;
-      if (!hop?.usable || st.accepted === 0) {
-        if (hop?.failureCause) rt.hopEvents.failure(hop.failureCause, 'DATA');
-        body.destroy();
-        return { ok: false, failure: 'unusable' };
-      }
+      if (hop?.usable && st.accepted > 0) return true;
+      if (hop?.failureCause) rt.hopEvents.failure(hop.failureCause, 'DATA');
+      return false;
+    },
+    async send(body: Readable & AsyncIterable<Buffer>, signal: AbortSignal): Promise<DeliveryResult> {
+      const hop = st.hop!;
       try {
         const reply = await hop.data(body, signal);
         return { ok: true, reply, bytes: hop.dataBytes };

@@ -1,5 +1,5 @@
 /*
- * Golden tests for the redact stage (src/pipeline/redact.ts). Each folder
+ * Golden tests for the redact stage (src/pipeline/stages/redact.ts). Each folder
  * under test/golden/redact/ holds in.eml, rules.yaml (a rule file as in
  * DESIGN.md), out.eml and verdict.json. The runner scans in.eml in 17-byte
  * chunks (pass 1 + decide), runs the redact stage over it in 3-byte chunks,

@@ -253,10 +253,10 @@ test('sar: find, export (a tar.gz), erase, then find returns nothing', { skip },
   r = await api(e, 'POST', '/api/sar', { address: V.other.toUpperCase() });
   assert.deepEqual(r.json.messages.map((m: { id: string }) => m.id), [ids.s], 'POST and normalisation');
   assert.equal((await api(e, 'POST', '/api/sar', { address: 'not an address' })).status, 400);
-  assert.equal((await api(e, 'POST', '/api/gdpr/export', {})).status, 400);
-  assert.equal((await api(e, 'POST', '/api/gdpr/export', undefined)).status, 400);
+  assert.equal((await api(e, 'POST', '/api/sar/export', {})).status, 400);
+  assert.equal((await api(e, 'POST', '/api/sar/export', undefined)).status, 400);
 
-  r = await api(e, 'POST', '/api/gdpr/export', { address: V.other });
+  r = await api(e, 'POST', '/api/sar/export', { address: V.other });
   assert.equal(r.status, 200);
   assert.equal(r.type, 'application/gzip');
   const tarText = gunzipSync(r.buf).toString('latin1');
@@ -267,7 +267,7 @@ test('sar: find, export (a tar.gz), erase, then find returns nothing', { skip },
   assert.ok(!existsSync(exportsDir) || readdirSync(exportsDir).length === 0, 'no archive left under state_dir');
   assert.ok(auditEvents(e.stateDir).some((x) => x.event === 'export' && x.actor === 'token:admin' && x.details?.messages === 1));
 
-  r = await api(e, 'POST', '/api/gdpr/erase', { address: V.other });
+  r = await api(e, 'POST', '/api/sar/erase', { address: V.other });
   assert.equal(r.status, 200);
   assert.equal(r.json.messages, 1);
   assert.ok(r.json.events >= 1);
@@ -276,7 +276,7 @@ test('sar: find, export (a tar.gz), erase, then find returns nothing', { skip },
   assert.equal((await api(e, 'GET', `/api/quarantine/${ids.s}`)).status, 404);
   assert.ok(auditEvents(e.stateDir).some((x) => x.event === 'erase' && x.actor === 'token:admin'));
   // Nothing to export any more.
-  assert.equal((await api(e, 'POST', '/api/gdpr/export', { address: V.other })).status, 404);
+  assert.equal((await api(e, 'POST', '/api/sar/export', { address: V.other })).status, 404);
 });
 
 test('gdpr report is Markdown; an oversized body is 413', { skip }, async () => {

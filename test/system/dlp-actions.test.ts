@@ -610,7 +610,7 @@ test('not extracted: a PNG attachment without PII is delivered, counted as not_e
   assert.deepEqual([m, u], [1, 1]);
   const got = await atSink(sink, 'png');
   assert.equal(got.body, asDelivered(body), 'delivered byte for byte');
-  // Designed behaviour (src/pipeline/verdict-header.ts, handle-message.ts): a part
+  // Designed behaviour (src/pipeline/stages/verdict-header.ts, pipeline/lifecycle.ts): a part
   // that was not extracted does not change the verdict; it is only counted in
   // mailveil_unscannable_total{reason="not_extracted"}. The header carries the
   // action and rule ids only, and says nothing like "clean" or "scanned".

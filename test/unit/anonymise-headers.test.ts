@@ -1,5 +1,5 @@
 /*
- * Unit tests for the header anonymisation rewriter (src/pipeline/anonymise-headers.ts
+ * Unit tests for the header anonymisation rewriter (src/pipeline/stages/anonymise-headers.ts
  * and src/headers/*): remove patterns, each real-world Received format, the
  * three received modes, msg-id hosts, byte fidelity, chunking, a seeded fuzz
  * test and a linearity check. All data is synthetic: example.com/.net and the

@@ -101,6 +101,7 @@ async function run(raw: Buffer, answer: (body: Buffer) => DeliveryResult, opts: 
   } as unknown as Services;
   let sent = Buffer.alloc(0);
   const delivery: Delivery = {
+    usable: () => true,
     async send(body: Readable & AsyncIterable<Buffer>): Promise<DeliveryResult> {
       const parts: Buffer[] = [];
       try {

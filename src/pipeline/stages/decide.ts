@@ -1,6 +1,6 @@
 /*
  * Turns findings and unscannable reasons into one verdict. Precedence is
- * reject > tempfail > quarantine > redact > tag > monitor (DESIGN.md): the
+ * reject > tempfail > quarantine > redact > tag > monitor (README, Actions): the
  * strongest action any fired rule asks for wins. Content that could not be
  * scanned takes the configured `unscannable` action, never "clean".
  */

@@ -13,6 +13,7 @@ import type { Step } from '../message';
 
 export const deliver: Step = async (m) => {
   const { ctx, services } = m;
+  if (!m.delivery.usable()) return { end: { kind: 'next_hop_lost' } };
   const start = process.hrtime.bigint();
   let result;
   try {
@@ -31,8 +32,6 @@ export const deliver: Step = async (m) => {
     return { end: { kind: 'next_hop_deferred', reply } };
   }
   switch (result.failure) {
-    case 'unusable':
-      return { end: { kind: 'next_hop_lost' } };
     case 'client_gone':
       return { end: { kind: 'client_gone' } };
     case 'timeout':

@@ -5,9 +5,8 @@
  * 4xx so the client keeps the message: 452 for a full disk, else
  * QUARANTINE_UNAVAILABLE.
  */
+import { FULL_DISK } from './receive';
 import type { Step } from '../message';
-
-const FULL_DISK = new Set(['ENOSPC', 'EDQUOT']);
 
 export const hold: Step = async (m) => {
   const { ctx, services } = m;

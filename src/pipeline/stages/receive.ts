@@ -8,7 +8,8 @@
 import { runPass1 } from '../run';
 import type { Step } from '../message';
 
-const FULL_DISK = new Set(['ENOSPC', 'EDQUOT']);
+/** A file system that is full (or over quota): the client gets 452 and may retry later. */
+export const FULL_DISK: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
 
 export const receive: Step = async (m) => {
   const start = process.hrtime.bigint();

@@ -1,9 +1,9 @@
 /*
  * Pass 1 analyzer: the subject index (gdpr/subjects.ts) of the message, from
  * the header section as it streams by, so the spool is read once. The
- * envelope's tokens are in ctx.subjects before pass 1 starts (a message that
- * fails in pass 1 is still indexed by its envelope); the header's addresses
- * are added at the end. The index is best effort: a header it cannot read
+ * envelope's tokens are set as pass 1 starts (a message that fails in pass 1
+ * is still indexed by its envelope); the header's addresses are added at the
+ * end. The index is best effort: a header it cannot read
  * leaves the envelope tokens and sets ctx.subjectsPartial for the log.
  */
 import { HeaderEndFinder } from '../header-block';
@@ -20,6 +20,8 @@ class SubjectIndex implements ByteAnalysis {
   constructor(private readonly ctx: MessageContext) {
     // Nothing to index without an envelope (`rules test`, a release).
     this.done = ctx.envelope === undefined;
+    // The envelope's people first, so a message that fails in pass 1 is still found by `sar`.
+    if (ctx.envelope) ctx.subjects = subjectTokens(ctx.pseudonyms, ctx.envelope);
   }
 
   write(chunk: Buffer): void {
