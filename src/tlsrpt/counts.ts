@@ -160,12 +160,13 @@ interface CountsFile {
   domains: { domain: string; policies: (TlsRptPolicy & { successful: number; failures: FailureRow[]; overflow: Record<string, number> })[] }[];
 }
 
+/* Keys join normalised fields with \n, which no normalised field holds (control characters are replaced). */
 export function policyKey(p: TlsRptPolicy): string {
-  return JSON.stringify([p.type, p.strings, p.mxHosts]);
+  return `${p.type}\n${p.strings.join('\n')}\n\n${p.mxHosts.join('\n')}`;
 }
 
 export function failureKey(f: TlsRptFailure): string {
-  return JSON.stringify([f.type, f.sendingMtaIp ?? '', f.receivingMxHostname ?? '', f.receivingMxHelo ?? '', f.receivingIp ?? '', f.failureReasonCode ?? '']);
+  return `${f.type}\n${f.sendingMtaIp ?? ''}\n${f.receivingMxHostname ?? ''}\n${f.receivingMxHelo ?? ''}\n${f.receivingIp ?? ''}\n${f.failureReasonCode ?? ''}`;
 }
 
 /* ---------- normalisation: one form per value, so equal sessions share a row ---------- */
@@ -180,8 +181,15 @@ export function parseDay(s: string): string | undefined {
   return new Date(t).toISOString().slice(0, 10) === s ? s : undefined;
 }
 
+/* The last day computed, as record() asks for the same day all day long. */
+let dayCache = { start: 0, end: 0, day: '' };
+
 export function utcDay(t: Date): string {
-  return t.toISOString().slice(0, 10);
+  const ms = t.getTime();
+  if (ms >= dayCache.start && ms < dayCache.end) return dayCache.day;
+  const start = ms - (((ms % 86_400_000) + 86_400_000) % 86_400_000);
+  dayCache = { start, end: start + 86_400_000, day: new Date(start).toISOString().slice(0, 10) };
+  return dayCache.day;
 }
 
 const LABEL = '(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)';

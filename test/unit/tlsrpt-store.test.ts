@@ -198,15 +198,15 @@ test('memory: a day two days old is let go once flushed; a late record for it st
   assert.deepEqual(summary((await readDay(s, DAY)).counts), [{ 'total-successful-session-count': 2, 'total-failure-session-count': 0 }]);
 });
 
-test('many sessions a second: a million record() calls stay in memory and flush as one small file', async () => {
+test('many sessions a second: 200,000 record() calls stay in memory and flush as one small file', async () => {
   const s = stateDir();
   const store = new TlsRptStore(s, { now: () => NOW, flushIntervalMs: 0 });
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < 1_000_000; i++) store.record(i % 10 ? ok : expired);
+  for (let i = 0; i < 200_000; i++) store.record(i % 10 ? ok : expired);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   await store.close();
   const dir = tlsrptDayDir(s, DAY);
   assert.ok(statSync(join(dir, readdirSync(dir)[0])).size < 4096);
-  assert.deepEqual(summary((await readDay(s, DAY)).counts), [{ 'total-successful-session-count': 900_000, 'total-failure-session-count': 100_000 }]);
-  assert.ok(ms < 20_000, `record() took ${ms} ms for 1e6 sessions`);
+  assert.deepEqual(summary((await readDay(s, DAY)).counts), [{ 'total-successful-session-count': 180_000, 'total-failure-session-count': 20_000 }]);
+  assert.ok(ms < 10_000, `record() took ${ms} ms for 2e5 sessions`);
 });
