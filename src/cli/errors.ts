@@ -9,8 +9,3 @@ import type { MvCode } from '../errors';
 export class UserError extends Error {
   readonly code: MvCode = 'MV_USER';
 }
-
-/** main() prints the message alone and exits 2 (MV_USAGE): a flag value commander cannot judge. */
-export class UsageError extends Error {
-  readonly code: MvCode = 'MV_USAGE';
-}

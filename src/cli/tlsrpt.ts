@@ -15,8 +15,8 @@
  */
 import type { Command } from 'commander';
 import { checkStateDir } from '../config/state-dir';
-import { TlsRptRequestError, tlsrptReports } from '../operations/tlsrpt';
-import { UsageError, UserError } from './errors';
+import { tlsrptReports } from '../operations/tlsrpt';
+import { UserError } from './errors';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 interface ReportOpts {
@@ -42,13 +42,8 @@ export function registerTlsRpt(program: Command): void {
       const { config } = loadInstanceConfig(o.config, { state_dir: o.stateDir });
       // Read-only, but a mistyped --state-dir must not look like a day without data.
       checkStateDir(config.state_dir);
-      let r;
-      try {
-        r = await tlsrptReports({ config }, { day: o.date, domain: o.domain, organization: o.organization, contact: o.contact });
-      } catch (err) {
-        if (err instanceof TlsRptRequestError) throw new UsageError(err.message);
-        throw err;
-      }
+      // A bad --date or --domain throws TlsRptRequestError (MV_USAGE): one line, exit 2.
+      const r = await tlsrptReports({ config }, { day: o.date, domain: o.domain, organization: o.organization, contact: o.contact });
       for (const w of r.warnings) process.stderr.write(`mailveil: warning: ${w}\n`);
       if (r.dropped > 0) process.stderr.write(`mailveil: warning: ${r.dropped} sessions on ${r.day} were not counted (per-day limits reached)\n`);
       if (o.domain !== undefined) {

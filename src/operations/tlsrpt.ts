@@ -14,6 +14,7 @@
  *     mail domain has a postmaster). A role address, never a user's.
  */
 import type { Config } from '../config/load';
+import type { MvCode } from '../errors';
 import { normaliseName, parseDay } from '../tlsrpt/counts';
 import { buildReport, reportDomains, type Rfc8460Report } from '../tlsrpt/report';
 import { readDay } from '../tlsrpt/store';
@@ -38,8 +39,10 @@ export interface TlsRptReports {
   dropped: number;
 }
 
-/** A request that cannot be answered as asked (bad day or domain): the CLI's usage error. */
-export class TlsRptRequestError extends Error {}
+/** A request that cannot be answered as asked (bad day or domain): a usage error, exit 2 / HTTP 400. */
+export class TlsRptRequestError extends Error {
+  readonly code: MvCode = 'MV_USAGE';
+}
 
 /** The keys the config may carry (`tls.tlsrpt`), whether or not this build's schema has them yet. */
 interface TlsRptConfigView {
