@@ -70,6 +70,8 @@ export class TlsRptStore {
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Sessions recorded after close(), not counted. */
+  lateRecords = 0;
 
   constructor(readonly stateDir: string, opts: TlsRptStoreOptions = {}) {
     this.dir = tlsrptDir(stateDir);
@@ -80,11 +82,17 @@ export class TlsRptStore {
 
   /**
    * Counts one session. Synchronous and cheap; never touches the disk.
-   * Throws a TypeError for invalid input (a bug in the caller), never for I/O.
+   * Throws a TypeError for invalid input (a bug in the caller), never for
+   * I/O. After close() a session is not counted (lateRecords, onError once).
    */
   record(r: TlsRptRecord): void {
-    if (this.closed) throw new Error('tlsrpt: record() after close()');
     const n = normalise(r, this.now());
+    if (this.closed) {
+      // A delivery that finished after the drain closed the store: not counted,
+      // but never an error on the delivery path. Reported once.
+      if (this.lateRecords++ === 0) this.onError(new Error('tlsrpt: record() after close(): not counted'));
+      return;
+    }
     let d = this.days.get(n.day);
     if (!d) {
       d = { counts: new DayCounts(n.day), file: tlsrptCountsName(randomBytes(8).toString('hex')), version: 0, written: 0 };
@@ -105,7 +113,7 @@ export class TlsRptStore {
     return run;
   }
 
-  /** Stops the timer and writes what is left. record() may not be called after. */
+  /** Stops the timer and writes what is left; later record() calls are not counted. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
