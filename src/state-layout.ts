@@ -19,7 +19,8 @@
  *     exports/sar-<16 hex>.tar.gz     a SAR archive on its way to the admin API client
  *     exports/.sar-<16 hex>.tar.gz.tmp-<12 hex>   that archive while it is written
  *     mta-sts/policy-<32 hex>.json    a cached MTA-STS policy; the hex is sha256(domain)
- *     {quarantine,keys,audit,mta-sts}/.tmp-<name>-<12 hex>  an interrupted durable write
+ *     tlsrpt/<YYYY-MM-DD>/counts-<16 hex>.json   one writer's TLS-RPT counters for a UTC day
+ *     {quarantine,keys,audit,mta-sts,tlsrpt/<day>}/.tmp-<name>-<12 hex>  an interrupted durable write
  *
  * It imports node:path only: the lowest layer, so every store can take it.
  */
@@ -34,6 +35,7 @@ export const KEYS_DIR = 'keys';
 export const AUDIT_DIR = 'audit';
 export const EXPORTS_DIR = 'exports';
 export const MTA_STS_DIR = 'mta-sts';
+export const TLSRPT_DIR = 'tlsrpt';
 
 /** What mailveil creates at the top of state_dir, besides the marker, and of which type. */
 export const STATE_ENTRIES: ReadonlyMap<string, 'dir' | 'file'> = new Map([
@@ -43,6 +45,7 @@ export const STATE_ENTRIES: ReadonlyMap<string, 'dir' | 'file'> = new Map([
   [AUDIT_DIR, 'dir'],
   [EXPORTS_DIR, 'dir'],
   [MTA_STS_DIR, 'dir'],
+  [TLSRPT_DIR, 'dir'],
   [PSEUDONYM_KEY_FILE, 'file'],
   [ADMIN_TOKEN_FILE, 'file'],
 ]);
@@ -56,6 +59,7 @@ export const keysDir = (stateDir: string): string => join(stateDir, KEYS_DIR);
 export const auditDir = (stateDir: string): string => join(stateDir, AUDIT_DIR);
 export const exportsDir = (stateDir: string): string => join(stateDir, EXPORTS_DIR);
 export const mtaStsDir = (stateDir: string): string => join(stateDir, MTA_STS_DIR);
+export const tlsrptDir = (stateDir: string): string => join(stateDir, TLSRPT_DIR);
 
 /* The marker while it is written: a crash can leave one, which is ours and harmless. */
 export const markerTempName = (hex: string): string => `.${STATE_MARKER}.tmp-${hex}`;
@@ -93,6 +97,18 @@ export const EXPORT_NAME_RE = /^(?:sar-[0-9a-f]{16}\.tar\.gz|\.sar-[0-9a-f]{16}\
  */
 export const stsEntryName = (hex32: string): string => `policy-${hex32}.json`;
 export const STS_ENTRY_RE = /^policy-[0-9a-f]{32}\.json$/;
+
+/*
+ * tlsrpt/: a folder per UTC day, and in it one file per writer (a worker
+ * process, or the same process again after a restart or after it let the
+ * day go from memory), so no two processes ever write one file. The 16 hex
+ * are random per writer. tlsrpt/store.ts removes only day folders past
+ * retention (the names below, and temp files, inside them) and temp files.
+ */
+export const TLSRPT_DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
+export const tlsrptDayDir = (stateDir: string, day: string): string => join(stateDir, TLSRPT_DIR, day);
+export const tlsrptCountsName = (hex16: string): string => `counts-${hex16}.json`;
+export const TLSRPT_COUNTS_RE = /^counts-[0-9a-f]{16}\.json$/;
 
 /* Durable writes (storage/durable.ts): a temp name in the target's own directory, then a rename. */
 export const TEMP_PREFIX = '.tmp-';

@@ -30,6 +30,7 @@ import { DnsError } from '../../src/dns/errors';
 import { EnvelopeError } from '../../src/smtp/envelope';
 import { replyError } from '../../src/smtp/errors';
 import { NextHopError } from '../../src/smtp/next-hop';
+import { TlsRptRequestError } from '../../src/operations/tlsrpt';
 import { REPO_ROOT } from '../helpers/paths';
 
 const SRC = join(REPO_ROOT, 'src');
@@ -155,6 +156,7 @@ test('error catalogue: every error class carries a catalogue code', () => {
     RuleSetError: [new RuleSetError([{ file: 'f', message: 'm' }])],
     SarError: [new SarError('m')],
     StateDirError: [new StateDirError('m'), new StateDirError('m', 'MV_STATE_DIR_FOREIGN')],
+    TlsRptRequestError: [new TlsRptRequestError('m')],
     UserError: [new UserError('m')],
   };
   const declared = FILES.flatMap((f) => [...f.text.matchAll(/export class (\w+Error) extends Error/g)].map((m) => m[1])).sort();

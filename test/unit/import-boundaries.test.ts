@@ -39,7 +39,11 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config'],
   // DNS with the validating resolver's AD bit, and the outbound TLS policy sources built on it.
   ['dns'],
-  ['tls', 'mta-sts'],
+  // tlsrpt: the RFC 8460 counters and report. With tls and mta-sts, so their
+  // failure types can be named as its result types, and below everything
+  // that delivers (which records into it). It imports only storage and the
+  // layout.
+  ['tls', 'mta-sts', 'tlsrpt'],
   ['detectors'],
   ['mime'],
   ['rules'],

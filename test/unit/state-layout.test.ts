@@ -19,6 +19,7 @@ import { AuditLog } from '../../src/audit/log';
 import { tempName } from '../../src/storage/durable';
 import { newMessageId } from '../../src/smtp/handle-message';
 import { StsCache } from '../../src/mta-sts/cache';
+import { purgeDays } from '../../src/tlsrpt/store';
 
 const dirs: string[] = [];
 after(() => {
@@ -28,8 +29,8 @@ after(() => {
 test('the names under state_dir', () => {
   const s = '/srv/mv';
   assert.deepEqual(
-    [layout.stateMarkerFile, layout.pseudonymKeyFile, layout.adminTokenFile, layout.spoolDir, layout.quarantineDir, layout.keysDir, layout.auditDir, layout.exportsDir, layout.mtaStsDir].map((f) => f(s)),
-    ['state.json', 'pseudonym.key', 'admin.token', 'spool', 'quarantine', 'keys', 'audit', 'exports', 'mta-sts'].map((n) => `${s}/${n}`),
+    [layout.stateMarkerFile, layout.pseudonymKeyFile, layout.adminTokenFile, layout.spoolDir, layout.quarantineDir, layout.keysDir, layout.auditDir, layout.exportsDir, layout.mtaStsDir, layout.tlsrptDir].map((f) => f(s)),
+    ['state.json', 'pseudonym.key', 'admin.token', 'spool', 'quarantine', 'keys', 'audit', 'exports', 'mta-sts', 'tlsrpt'].map((n) => `${s}/${n}`),
   );
   assert.deepEqual([...layout.STATE_ENTRIES], [
     ['spool', 'dir'],
@@ -38,6 +39,7 @@ test('the names under state_dir', () => {
     ['audit', 'dir'],
     ['exports', 'dir'],
     ['mta-sts', 'dir'],
+    ['tlsrpt', 'dir'],
     ['pseudonym.key', 'file'],
     ['admin.token', 'file'],
   ]);
@@ -52,6 +54,8 @@ test('the names under state_dir', () => {
   assert.equal(layout.exportTempName('sar-0123456789abcdef.tar.gz', '0123456789ab'), '.sar-0123456789abcdef.tar.gz.tmp-0123456789ab');
   assert.equal(layout.tempFileName('ABC1', '0123456789ab'), '.tmp-ABC1-0123456789ab');
   assert.equal(layout.stsEntryName('0123456789abcdef0123456789abcdef'), 'policy-0123456789abcdef0123456789abcdef.json');
+  assert.equal(layout.tlsrptDayDir(s, '2026-01-31'), `${s}/tlsrpt/2026-01-31`);
+  assert.equal(layout.tlsrptCountsName('0123456789abcdef'), 'counts-0123456789abcdef.json');
 });
 
 test('each name maker matches its pattern (HIT), and look-alikes do not (MISS)', () => {
@@ -63,7 +67,9 @@ test('each name maker matches its pattern (HIT), and look-alikes do not (MISS)',
     [layout.AUDIT_FILE_RE, [layout.auditFileName('2026-01-31')], ['audit-2026-1-31.jsonl', 'audit-2026-01-31.json', 'audit.jsonl']],
     [layout.EXPORT_NAME_RE, [layout.exportFileName('0123456789abcdef'), layout.exportTempName(layout.exportFileName('0123456789abcdef'), '0123456789ab')], ['sar-0123456789abcde.tar.gz', 'sar-export-20260131T000000Z.tar.gz']],
     [layout.STS_ENTRY_RE, [layout.stsEntryName('0123456789abcdef0123456789abcdef')], ['policy-0123456789abcdef0123456789abcde.json', 'policy-0123456789ABCDEF0123456789ABCDEF.json', 'example.com.json']],
-    [layout.TEMP_NAME_RE, [tempName('ABC1'), tempName(layout.keyFileName('0123456789abcdef')), tempName(layout.stsEntryName('0123456789abcdef0123456789abcdef'))], ['.tmp-ABC1', '.tmp-ABC1-0123456789a', 'tmp-ABC1-0123456789ab']],
+    [layout.TLSRPT_DAY_RE, ['2026-01-31'], ['2026-1-31', '2026-01-31.json', 'counts-0123456789abcdef.json']],
+    [layout.TLSRPT_COUNTS_RE, [layout.tlsrptCountsName('0123456789abcdef')], ['counts-0123456789abcde.json', 'counts-0123456789ABCDEF.json', 'counts-0123456789abcdef.json.tmp']],
+    [layout.TEMP_NAME_RE, [tempName('ABC1'), tempName(layout.tlsrptCountsName('0123456789abcdef')), tempName(layout.keyFileName('0123456789abcdef')), tempName(layout.stsEntryName('0123456789abcdef0123456789abcdef'))], ['.tmp-ABC1', '.tmp-ABC1-0123456789a', 'tmp-ABC1-0123456789ab']],
   ];
   for (const [re, hits, misses] of cases) {
     for (const h of hits) assert.match(h, re, h);
@@ -126,4 +132,28 @@ test('the cleanups remove only names of the layout, each in its own folder', asy
     for (const n of removed) assert.ok(REMOVABLE[dir].some((re) => re.test(n)), `${dir}/${n} was removed, but the layout does not name it as removable there`);
   }
   assert.ok(removedAny >= 6, 'the cleanups ran (spool, exports, three temp files, the old audit day)');
+});
+
+test('tlsrpt/: purge removes only old day folders of the layout, and in them only counts and temp files', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'mv-layout-'));
+  dirs.push(state);
+  const top = layout.tlsrptDir(state);
+  const hex12 = '0123456789ab';
+  const hex16 = '0123456789abcdef';
+  const own = [layout.tlsrptCountsName(hex16), layout.tempFileName(layout.tlsrptCountsName(hex16), hex12)];
+  // Each old day folder also holds names that are not the layout's there.
+  const foreign = ['notes.txt', layout.stsEntryName(hex16 + hex16), layout.auditFileName('2001-01-01'), '2001-01-01'];
+  for (const day of ['2001-01-01', '2001-01-02']) {
+    mkdirSync(layout.tlsrptDayDir(state, day), { recursive: true });
+    for (const n of own) writeFileSync(join(top, day, n), 'x');
+  }
+  for (const n of foreign) writeFileSync(join(top, '2001-01-02', n === '2001-01-01' ? 'x-2001-01-01' : n), 'x');
+  // At the top: a file named like a day, a foreign folder, a counts name out of place.
+  writeFileSync(join(top, '2001-01-03'), 'x');
+  mkdirSync(join(top, 'backup'));
+  writeFileSync(join(top, layout.tlsrptCountsName(hex16)), 'x');
+  const removedDays = await purgeDays(state, 30, new Date('2026-01-01T00:00:00Z'));
+  assert.deepEqual(removedDays, ['2001-01-01']);
+  assert.deepEqual(readdirSync(top).sort(), ['2001-01-02', '2001-01-03', 'backup', layout.tlsrptCountsName(hex16)].sort());
+  assert.deepEqual(readdirSync(join(top, '2001-01-02')).sort(), ['notes.txt', layout.stsEntryName(hex16 + hex16), layout.auditFileName('2001-01-01'), 'x-2001-01-01'].sort());
 });
