@@ -14,6 +14,7 @@ import { registerQuarantine } from './quarantine';
 import { registerKeys } from './keys';
 import { registerSar } from './sar';
 import { registerGdpr } from './gdpr';
+import { registerTls } from './tls';
 
 function version(): string {
   return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerKeys(program);
   registerSar(program);
   registerGdpr(program);
+  registerTls(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
