@@ -28,6 +28,9 @@ import { resolveDomainPolicy, type DomainPolicy, type MxTarget } from '../tls/po
 import type { StaticTlsEntry } from '../tls/levels';
 import { probeStartTls, type ProbeResult } from './tls-probe';
 
+/** Each probe step (connect, a reply, the handshake) waits at most this long: a check must not hang. */
+export const MAX_PROBE_STEP_MS = 30_000;
+
 export interface TlsCheckOptions {
   config: Config;
   /** The static map lookup of the loaded rule set. */
@@ -180,7 +183,7 @@ async function checkHost(t: MxTarget, port: number, config: Config, ca: (string 
     r.why = t.skip?.reason ?? 'no address';
     return r;
   }
-  const p = await probeStartTls({ ip, port, servername: t.host, helo: config.hostname, ca, timeoutMs: Math.max(config.timeouts.next_hop_connect, config.timeouts.next_hop_command) });
+  const p = await probeStartTls({ ip, port, servername: t.host, helo: config.hostname, ca, timeoutMs: Math.min(MAX_PROBE_STEP_MS, Math.max(config.timeouts.next_hop_connect, config.timeouts.next_hop_command)) });
   const probe: NonNullable<HostReport['probe']> = { ip, port, connected: p.connected, ...(p.banner ? { banner: p.banner } : {}), starttls: p.starttls, ...(p.error ? { error: p.error } : {}) };
   r.probe = probe;
   const leaf = p.tls?.chain[0];
