@@ -84,11 +84,14 @@ export interface TlsCheckReport {
 type StsReport =
   | { enabled: false }
   | { enabled: true; state: 'none'; failure?: { type: string; detail: string } }
+  /** A static tls_policy entry decides: MTA-STS is not asked. */
+  | { enabled: true; state: 'not-consulted' }
   | { enabled: true; state: 'defer'; detail: string; failure?: { type: string; detail: string } }
   | { enabled: true; state: 'policy'; mode: string; mx: string[]; max_age: number; id: string; cache: 'cached' | 'fetched (not stored)'; expires_at: string; failure?: { type: string; detail: string } };
 
-function stsReport(config: Config, a: StsAnswer | undefined): StsReport {
+function stsReport(config: Config, a: StsAnswer | undefined, staticEntry: boolean): StsReport {
   if (!config.tls.mta_sts) return { enabled: false };
+  if (staticEntry) return { enabled: true, state: 'not-consulted' };
   if (!a) return { enabled: true, state: 'none' };
   const failure = a.failure ? { failure: { type: a.failure.type, detail: a.failure.detail } } : {};
   if (a.kind === 'none') return { enabled: true, state: 'none', ...failure };
@@ -153,7 +156,7 @@ export async function tlsCheck(domain: string, o: TlsCheckOptions): Promise<TlsC
     domain: policy.domain,
     mx: policy.mxLookup,
     static: e ? { domain: e.key, level: e.level, ...(e.match ? { match: e.match } : {}), ...(e.source ? { file: e.source.file, line: e.source.line, layer: e.source.layer ?? 'shipped' } : {}) } : null,
-    mta_sts: stsReport(config, policy.sts),
+    mta_sts: stsReport(config, policy.sts, policy.static !== undefined),
     effective: { source: policy.source, level: policy.level, ...(policy.match ? { match: policy.match } : {}) },
     outcome: policy.outcome,
     hosts,
@@ -246,6 +249,7 @@ export function tlsCheckText(r: TlsCheckReport): string {
   let stsLine: string;
   if (!s.enabled) stsLine = 'off (tls.mta_sts: false)';
   else if (s.state === 'none') stsLine = 'no policy';
+  else if (s.state === 'not-consulted') stsLine = 'not consulted (the static tls_policy entry decides)';
   else if (s.state === 'defer') stsLine = `cache error, delivery defers: ${s.detail}`;
   else stsLine = `mode ${s.mode}, mx ${s.mx.join(' ') || '-'}, max_age ${s.max_age}, id ${s.id}, ${s.cache}, expires ${s.expires_at}`;
   if (s.enabled && 'failure' in s && s.failure) stsLine += ` [${s.failure.type}: ${s.failure.detail}]`;

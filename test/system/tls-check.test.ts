@@ -167,6 +167,7 @@ test('tls check: a static tls_policy entry decides, with its file and line; veri
   assert.equal(code, 0, JSON.stringify(report, null, 2));
   assert.equal(report.static.level, 'verify');
   assert.equal(report.static.line, 2);
+  assert.deepEqual(report.mta_sts, { enabled: true, state: 'not-consulted' });
   assert.deepEqual(report.effective, { source: 'static', level: 'verify', match: ['mx1.static.test'] });
   assert.deepEqual(report.hosts[0].probe.name_match, { ok: true, names: ['mx1.static.test'], matched: 'mx1.static.test' });
 });
