@@ -14,6 +14,7 @@ import { registerQuarantine } from './quarantine';
 import { registerKeys } from './keys';
 import { registerSar } from './sar';
 import { registerGdpr } from './gdpr';
+import { registerTls } from './tls';
 import { registerTlsRpt } from './tlsrpt';
 
 function version(): string {
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerKeys(program);
   registerSar(program);
   registerGdpr(program);
+  registerTls(program);
   registerTlsRpt(program);
   for (const c of program.commands) c.exitOverride();
   return program;

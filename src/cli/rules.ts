@@ -33,6 +33,7 @@ function setJson(set: RuleSet) {
     layers: set.layers,
     rules: set.rules.map((r) => ({ id: r.id, action: r.action, ...origin(r.source) })),
     disabled: (set.disabled ?? []).map((d) => ({ id: d.id, ...origin(d.source) })),
+    tls_policy: [...(set.tlsPolicy?.values() ?? [])].map((e) => ({ domain: e.key, level: e.level, ...(e.match ? { match: e.match } : {}), ...(e.source ? origin(e.source) : {}) })),
   };
 }
 
@@ -51,6 +52,16 @@ function setText(set: RuleSet): string {
   const w = rows.reduce((n, [id]) => Math.max(n, id.length), 0);
   for (const [id, action, src] of rows) {
     lines.push(`  ${id.padEnd(w)}  ${action.padEnd(10)}  ${(src.layer ?? 'shipped').padEnd(7)}  ${src.file}:${src.line}${src.replaces ? ` (${action === 'off' ? 'switches off' : 'replaces'} ${src.replaces})` : ''}`);
+  }
+  const tls = [...(set.tlsPolicy?.values() ?? [])];
+  if (tls.length) {
+    lines.push(`tls_policy: ${plural(tls.length, 'entry').replace(/entrys$/, 'entries')}`);
+    const kw = tls.reduce((n, e) => Math.max(n, e.key.length), 0);
+    for (const e of tls) {
+      const lv = e.level + (e.match ? ` match=${e.match.join(',')}` : '');
+      const src = e.source;
+      lines.push(`  ${e.key.padEnd(kw)}  ${lv.padEnd(10)}  ${(src?.layer ?? 'shipped').padEnd(7)}  ${src ? `${src.file}:${src.line}` : ''}${src?.replaces ? ` (replaces ${src.replaces})` : ''}`);
+    }
   }
   return lines.join('\n') + '\n';
 }

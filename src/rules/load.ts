@@ -15,6 +15,13 @@
  * false` alone switches off the shipped rule of that id). A missing
  * local_rules_dir means no local rules; one that exists but cannot be read
  * is an error.
+ *
+ * `tls_policy:` (the static TLS map): keys are domains or `.domain`, lower
+ * cased, trailing dot dropped. A key is unique within a layer (across its
+ * files); a local entry replaces the shipped entry of the same key whole.
+ * `require_tls` on a rule is parsed and then refused: the escalation it
+ * asks for is not in this version, and a rule must never seem to protect
+ * what it does not.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -25,6 +32,7 @@ import { parseCidr } from '../config/address';
 import type { HeaderPolicy, RuleDefinition, RuleLayer, RuleSet, RuleSource } from './types';
 import { buildCompiled, compileRule, PatternError, type CompiledRule } from './compile';
 import type { MvCode } from '../errors';
+import { normaliseKey, TLS_LEVELS, type StaticTlsEntry, type TlsLevel } from '../tls/levels';
 
 export interface RuleLoadError {
   file: string;
@@ -78,9 +86,22 @@ function position(doc: Document, lc: LineCounter, path: (string | number)[], atK
   }
 }
 
+const TLS_ENTRY_HINT = `must be a level (${TLS_LEVELS.join(', ')}) or { level: LEVEL, match: [names] }`;
+
 function describe(err: ErrorObject): { path: (string | number)[]; message: string; atKey?: boolean } | undefined {
   const path = err.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
   const name = path.length ? String(path[path.length - 1]) : 'file';
+  if (path[0] === 'tls_policy') {
+    if (err.keyword === 'propertyNames') {
+      const key = (err.params as { propertyName: string }).propertyName;
+      return { path: [...path, key], message: `tls_policy key '${key}' is not a domain or .domain`, atKey: true };
+    }
+    if (err.schemaPath.includes('/propertyNames/')) return undefined;
+    if (path.length === 2 && err.keyword === 'anyOf') return { path, message: `tls_policy entry '${path[1]}' ${TLS_ENTRY_HINT}` };
+    if (path.length === 2 && err.schemaPath.includes('/anyOf/')) return undefined; // the anyOf line says it
+    if (path[2] === 'level' && err.keyword === 'enum') return { path, message: `tls_policy '${path[1]}': level must be one of: ${TLS_LEVELS.join(', ')}` };
+    if (path[2] === 'match') return { path, message: `tls_policy '${path[1]}': match must be a list of certificate names (a name, .domain, hostname, nexthop or dot-nexthop)` };
+  }
   switch (err.keyword) {
     case 'additionalProperties': {
       const key = (err.params as { additionalProperty: string }).additionalProperty;
@@ -105,8 +126,11 @@ function describe(err: ErrorObject): { path: (string | number)[]; message: strin
   }
 }
 
+type TlsPolicyValue = TlsLevel | { level: TlsLevel; match?: string[] };
+
 interface ParsedFile {
   headers?: Partial<HeaderPolicy>;
+  tls_policy?: Record<string, TlsPolicyValue>;
   rules?: Omit<RuleDefinition, 'source'>[];
 }
 
@@ -114,7 +138,10 @@ interface ParsedFile {
 /** Where a rule and each of its keys start, for error messages. */
 export type RulePositions = { rule: { line: number; col: number } } & Partial<Record<string, { line: number; col: number }>>;
 
-export function parseRuleFile(text: string, file: string): { value?: ParsedFile; errors: RuleLoadError[]; positions: RulePositions[] } {
+export function parseRuleFile(
+  text: string,
+  file: string,
+): { value?: ParsedFile; errors: RuleLoadError[]; positions: RulePositions[]; tlsPositions?: Record<string, { line: number; col: number }> } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const errors: RuleLoadError[] = doc.errors.map((e) => {
@@ -143,7 +170,9 @@ export function parseRuleFile(text: string, file: string): { value?: ParsedFile;
     for (const key of Object.keys(r)) pos[key] = position(doc, lc, ['rules', i, key]);
     return pos;
   });
-  return { value: parsed, errors, positions };
+  const tlsPositions: Record<string, { line: number; col: number }> = {};
+  for (const key of Object.keys(parsed.tls_policy ?? {})) tlsPositions[key] = position(doc, lc, ['tls_policy', key], true);
+  return { value: parsed, errors, positions, tlsPositions };
 }
 
 /** Checks the schema cannot express: keys that only make sense with some actions. */
@@ -157,6 +186,9 @@ function ruleProblems(r: RuleDefinition): { key: string; message: string }[] {
       if (code[0] !== want) out.push({ key: 'reply', message: `a ${r.action} reply must be a ${want}xx code` });
       else if (enhanced[0] !== code[0]) out.push({ key: 'reply', message: `enhanced status ${enhanced} must be in the class of ${code} (RFC 3463)` });
     }
+  }
+  if (r.require_tls !== undefined) {
+    out.push({ key: 'require_tls', message: 'require_tls is not available in this version (it needs mx delivery); remove it, so no rule seems to protect what it does not' });
   }
   if (r.replacement !== undefined && r.action !== 'redact') out.push({ key: 'replacement', message: 'replacement is only used by redact rules' });
   return out;
@@ -215,6 +247,9 @@ export function loadRuleSet(dir: string, localDir?: string): RuleSet {
   const index = new Map<string, number>();
   /** Per layer: id -> where it was first defined, for the duplicate check. */
   const seen: Record<RuleLayer, Map<string, string>> = { shipped: new Map(), local: new Map() };
+  const tlsPolicy = new Map<string, StaticTlsEntry>();
+  /** Per layer: tls_policy key -> where it was first written, for the duplicate check. */
+  const tlsSeen: Record<RuleLayer, Map<string, string>> = { shipped: new Map(), local: new Map() };
   const layered: [string, RuleLayer][] = [...shippedFiles.map((f): [string, RuleLayer] => [f, 'shipped']), ...localFiles.map((f): [string, RuleLayer] => [f, 'local'])];
   for (const [file, layer] of layered) {
     let text: string;
@@ -224,7 +259,7 @@ export function loadRuleSet(dir: string, localDir?: string): RuleSet {
       errors.push({ file, line: 1, col: 1, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` });
       continue;
     }
-    const { value, errors: fileErrors, positions } = parseRuleFile(text, file);
+    const { value, errors: fileErrors, positions, tlsPositions } = parseRuleFile(text, file);
     // A partial local rule (just a new action, say) is the likely mistake here.
     if (layer === 'local') for (const e of fileErrors) if (INCOMPLETE_RULE.test(e.message)) e.message += LOCAL_RULE_HINT;
     errors.push(...fileErrors);
@@ -234,6 +269,24 @@ export function loadRuleSet(dir: string, localDir?: string): RuleSet {
     if (h.received) headers.received = h.received;
     headers.internal_networks.push(...(h.internal_networks ?? []));
     headers.internal_domains.push(...(h.internal_domains ?? []));
+    for (const [rawKey, v] of Object.entries(value.tls_policy ?? {})) {
+      const pos = tlsPositions?.[rawKey] ?? { line: 1, col: 1 };
+      const key = normaliseKey(rawKey);
+      const prev = tlsSeen[layer].get(key);
+      if (prev) {
+        errors.push({ file, ...pos, message: `duplicate tls_policy entry '${key}' (first written at ${prev})` });
+        continue;
+      }
+      tlsSeen[layer].set(key, `${file}:${pos.line}`);
+      const shipped = layer === 'local' ? tlsPolicy.get(key) : undefined;
+      const source: StaticTlsEntry['source'] = { file, line: pos.line, layer, ...(shipped?.source ? { replaces: `${shipped.source.file}:${shipped.source.line}` } : {}) };
+      if (typeof v !== 'string' && v.match && (v.level === 'none' || v.level === 'may' || v.level === 'encrypt')) {
+        errors.push({ file, ...pos, message: `tls_policy '${key}': match is only used at levels dane, dane-only, verify and secure, not ${v.level}` });
+        continue;
+      }
+      const entry: StaticTlsEntry = typeof v === 'string' ? { key, level: v, source } : { key, level: v.level, ...(v.match ? { match: v.match.map(normaliseKey) } : {}), source };
+      tlsPolicy.set(key, entry);
+    }
     (value.rules ?? []).forEach((r, i) => {
       const pos = positions[i];
       const source: RuleSource = { file, line: pos.rule.line, layer };
@@ -288,6 +341,7 @@ export function loadRuleSet(dir: string, localDir?: string): RuleSet {
       internal_domains: uniq(headers.internal_domains.map((d) => d.toLowerCase().replace(/^\./, ''))),
     },
     rules: live.map((s) => s.def),
+    tlsPolicy,
     compiled: buildCompiled(live.map((s) => s.compiled!)),
     files: [...shippedFiles, ...localFiles],
     layers: { shipped: { dir, files: shippedFiles }, local: { dir: localDir, files: localFiles } },

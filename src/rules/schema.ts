@@ -5,8 +5,11 @@
  * The same schema serves both layers (rules_dir and local_rules_dir).
  */
 import { ACTIONS } from './types';
+import { TLS_LEVELS, TLS_POLICY_KEY_RE } from '../tls/levels';
 
 export const RECEIVED_MODES = ['keep', 'pseudonymise', 'strip-internal'] as const;
+
+const CERT_NAME = '^(hostname|nexthop|dot-nexthop|\\.?([A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?\\.)*[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)$';
 
 export const ruleFileSchema = {
   type: 'object',
@@ -20,6 +23,25 @@ export const ruleFileSchema = {
         received: { enum: [...RECEIVED_MODES] },
         internal_networks: { type: 'array', items: { type: 'string', format: 'cidr' } },
         internal_domains: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.-]+$' } },
+      },
+    },
+    /** Static TLS policy per recipient domain (Postfix's smtp_tls_policy_maps); checked in load.ts for precise messages. */
+    tls_policy: {
+      type: 'object',
+      propertyNames: { pattern: TLS_POLICY_KEY_RE.source },
+      additionalProperties: {
+        anyOf: [
+          { enum: [...TLS_LEVELS] },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['level'],
+            properties: {
+              level: { enum: [...TLS_LEVELS] },
+              match: { type: 'array', minItems: 1, items: { type: 'string', pattern: CERT_NAME } },
+            },
+          },
+        ],
       },
     },
     rules: {
@@ -46,6 +68,8 @@ export const ruleFileSchema = {
           scope: { type: 'array', items: { enum: ['subject', 'headers', 'body', 'attachments'] } },
           action: { enum: [...ACTIONS] },
           replacement: { type: 'string' },
+          /** Parsed so it is never silently ignored; load.ts refuses it (not available in this version). */
+          require_tls: { enum: ['verified'] },
           reply: { type: 'string', pattern: '^[45][0-9][0-9] [245]\\.[0-9]{1,3}\\.[0-9]{1,3} [ -~]+$' },
         },
       },

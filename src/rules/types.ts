@@ -5,9 +5,12 @@
 
 import type RE2 from 're2';
 import type { Action } from '../actions';
+import type { StaticTlsEntry, StaticTlsMap } from '../tls/levels';
 
 // Re-exported: rules files and their users take the actions from here.
 export { ACTIONS, type Action } from '../actions';
+
+export type { StaticTlsEntry, StaticTlsMap };
 
 export type ReceivedMode = 'keep' | 'pseudonymise' | 'strip-internal';
 
@@ -48,6 +51,8 @@ export interface RuleDefinition {
   action: Action;
   replacement?: string;
   reply?: string;
+  /** `verified`: a hit lets the message leave only over a verified TLS path. Refused at load in this version. */
+  require_tls?: 'verified';
   /** Where the rule was written, for messages that point an admin at it. */
   source: RuleSource;
 }
@@ -55,6 +60,12 @@ export interface RuleDefinition {
 export interface RuleSet {
   headers: HeaderPolicy;
   rules: RuleDefinition[];
+  /**
+   * The static `tls_policy:` map of both layers (a local entry replaces the
+   * shipped entry of the same key); look a domain up with staticPolicy().
+   * Absent in hand-made sets (tests): no static entries.
+   */
+  tlsPolicy?: StaticTlsMap;
   /** The rules as the scanner runs them (RE2, keyword matchers). */
   compiled: CompiledRules;
   /** The files the set was built from, in load order (rules_dir's, then local_rules_dir's). */

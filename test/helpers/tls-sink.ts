@@ -22,6 +22,9 @@ export interface TlsSinkOptions {
   requestCert?: boolean;
   /** Keep message bytes (default true; the benchmark turns it off). */
   keepData?: boolean;
+  /** Where to listen (default 127.0.0.1 on a free port); MX tests use 127.0.0.x:25. */
+  host?: string;
+  port?: number;
 }
 
 export interface TlsSinkSession {
@@ -45,6 +48,10 @@ export interface TlsSink {
   port: number;
   address: string;
   messages: TlsSinkMessage[];
+  /** MAIL FROM commands received (tls check must send none). */
+  mailCommands(): number;
+  /** Connections, and of those how many completed STARTTLS. */
+  sessions(): { connections: number; secured: number };
   /** Messages accepted (also when keepData is off). */
   count(): number;
   waitForMessages(n: number, timeoutMs?: number): Promise<TlsSinkMessage[]>;
@@ -55,6 +62,9 @@ export async function startTlsSink(opts: TlsSinkOptions): Promise<TlsSink> {
   const sessions = new Map<string, TlsSinkSession>();
   const messages: TlsSinkMessage[] = [];
   let count = 0;
+  let mails = 0;
+  let connections = 0;
+  let secured = 0;
   const keep = opts.keepData ?? true;
   const info = (s: SMTPServerSession): TlsSinkSession => sessions.get(s.id) ?? { secure: false };
   const server = new SMTPServer({
@@ -68,11 +78,17 @@ export async function startTlsSink(opts: TlsSinkOptions): Promise<TlsSink> {
     disableReverseLookup: true,
     size: 200 * 1024 * 1024,
     ...(opts.requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
+    onMailFrom(_address, _session, cb) {
+      mails++;
+      cb();
+    },
     onConnect(session, cb) {
+      connections++;
       sessions.set(session.id, { secure: false });
       cb();
     },
     onSecure(socket, session, cb) {
+      secured++;
       const tls = socket as TLSSocket;
       const peer = tls.getPeerCertificate?.();
       sessions.set(session.id, {
@@ -103,12 +119,17 @@ export async function startTlsSink(opts: TlsSinkOptions): Promise<TlsSink> {
     },
   });
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, LOOPBACK, () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? LOOPBACK, () => resolve());
+  });
   const port = (server.server.address() as AddressInfo).port;
   return {
     port,
-    address: `${LOOPBACK}:${port}`,
+    address: `${opts.host ?? LOOPBACK}:${port}`,
     messages,
+    mailCommands: () => mails,
+    sessions: () => ({ connections, secured }),
     count: () => count,
     waitForMessages(n, timeoutMs = 15_000) {
       return waitFor(() => (count >= n ? messages : undefined), { timeoutMs, what: `${n} message(s) at the TLS sink :${port}` });

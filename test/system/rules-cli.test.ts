@@ -470,3 +470,18 @@ test('rules test --local-rules: the override decides, its hits say "local", a sw
   assert.equal(iban.hits.find((h) => h.rule === 'iban'), undefined);
   assert.ok(!iban.rules.includes('iban'));
 });
+
+test('rules check lists tls_policy entries with their level, layer and file:line; a local entry shows what it replaces', async () => {
+  const shipped = tempDir();
+  const local = tempDir();
+  writeFileSync(join(shipped, '10-tls.yaml'), 'tls_policy:\n  example.com: secure\n  .partner.example: { level: verify, match: [mx1.partner.example] }\n');
+  writeFileSync(join(local, '10-tls.yaml'), 'tls_policy:\n  example.com: dane-only\n');
+  const r = await run('rules', 'check', '--rules', shipped, '--local-rules', local);
+  assert.equal(r.code, 0, show(r));
+  assert.match(r.out, /^tls_policy: 2 entries$/m);
+  assert.match(r.out, new RegExp(`^  example\\.com +dane-only +local +${local}/10-tls\\.yaml:2 \\(replaces ${shipped}/10-tls\\.yaml:2\\)$`, 'm'));
+  assert.match(r.out, new RegExp(`^  \\.partner\\.example +verify match=mx1\\.partner\\.example +shipped +${shipped}/10-tls\\.yaml:3$`, 'm'));
+  const j = await run('rules', 'check', '--rules', shipped, '--local-rules', local, '--json');
+  const tls = JSON.parse(j.out).tls_policy;
+  assert.deepEqual(tls[0], { domain: 'example.com', level: 'dane-only', layer: 'local', file: join(local, '10-tls.yaml'), line: 2, replaces: `${join(shipped, '10-tls.yaml')}:2` });
+});
