@@ -76,6 +76,9 @@ export const CATALOGUE = {
   MV_TLS_CERT_UNTRUSTED: { summary: 'level verify or secure: the next hop\'s certificate chain does not lead to a trusted CA (certificate-not-trusted)', ...reply(451, '4.7.5', 'Next hop TLS certificate not trusted, try again later') },
   MV_TLS_CERT_EXPIRED: { summary: 'level verify or secure: the next hop\'s certificate has expired (certificate-expired)', ...reply(451, '4.7.5', 'Next hop TLS certificate expired, try again later') },
   MV_TLS_CERT_MISMATCH: { summary: 'level verify or secure: the next hop\'s certificate does not name `tls.next_hop.servername` or the next_hop host (certificate-host-mismatch)', ...reply(451, '4.7.5', 'Next hop TLS certificate does not match its name, try again later') },
+  // A message that needs verified TLS (require_tls rule, REQUIRETLS) finds no verified path (tls.escalation_failure): RFC 8689 section 5.
+  MV_TLS_REQUIRED_DEFER: { summary: 'verified TLS is required for the message (a `require_tls: verified` rule fired, or REQUIRETLS) and no verified path exists: `tls.escalation_failure: defer`', ...reply(451, '4.7.5', 'Verified TLS to the next hop is required for this message and not available, try again later') },
+  MV_TLS_REQUIRED_BOUNCE: { summary: 'as MV_TLS_REQUIRED_DEFER with `tls.escalation_failure: bounce` (RFC 8689 5.7.10)', ...reply(550, '5.7.10', 'REQUIRETLS support required: no verified TLS path to the next hop for this message') },
   MV_QUARANTINE_UNAVAILABLE: { summary: 'a message to hold could not be written to the quarantine', ...reply(451, '4.3.0', 'Quarantine is not available, try again later') },
 
   // Configuration and the state directory: the operator's to fix.

@@ -168,7 +168,7 @@ export const configSchema = {
             key: { ...optionalPath, default: null },
           },
         },
-        /** Relay mode: HOST:PORT for messages a `require_tls: verified` rule flagged (not in this version). */
+        /** Relay mode: HOST:PORT for messages that need verified TLS (a `require_tls: verified` rule fired, REQUIRETLS); level secure with tls.next_hop's ca_file, servername, cert, key. */
         secure_next_hop: { anyOf: [endpoint, { type: 'null' }], default: null },
         /** mx mode, when no static map, DANE or MTA-STS policy applies. */
         default_level: { enum: ['none', 'may', 'encrypt', 'dane', 'dane-only', 'verify', 'secure'], default: 'may' },

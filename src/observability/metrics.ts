@@ -62,6 +62,12 @@ export class Metrics {
     labelNames: ['policy', 'result'] as const,
     registers: [this.registry],
   });
+  readonly tlsEscalations = new Counter({
+    name: 'mailveil_tls_escalations_total',
+    help: 'Messages that may leave only over verified TLS, by result (mirrored, secure_next_hop, deferred, bounced, refused, lost)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly mtaStsCacheEntries = new Gauge({
     name: 'mailveil_mta_sts_cache_entries',
     help: 'MTA-STS policies in the cache (state_dir/mta-sts) that are still in force',

@@ -69,6 +69,15 @@ export interface MessageContext {
   subjectsPartial?: boolean;
   /** Postfix's queue id from XFORWARD IDENT, for the log line and the audit event. */
   queueId?: string;
+  /**
+   * RFC 8689 as received: `esmtp` REQUIRETLS on MAIL FROM (set by the SMTP
+   * side), `header` a `Require-TLS-ESMTP: yes` field (Postfix 3.11 carries
+   * REQUIRETLS through a content filter that way), `relaxed` a
+   * `TLS-Required: No` field (section 5; recipient-side policy only).
+   */
+  requireTls: { esmtp: boolean; header: boolean; relaxed: boolean };
+  /** Set by step `escalate`: the verified path the message left on (the log line's `tls_path`). */
+  tlsPath?: 'mirrored' | 'secure_next_hop';
 }
 
 export function newContext(id: string, config: Config, rules: RuleSet, pseudonyms: Pseudonymiser): MessageContext {
@@ -85,5 +94,6 @@ export function newContext(id: string, config: Config, rules: RuleSet, pseudonym
     findings: [],
     verdict: { action: 'pass', rules: [] },
     subjects: [],
+    requireTls: { esmtp: false, header: false, relaxed: false },
   };
 }

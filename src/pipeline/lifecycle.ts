@@ -8,6 +8,8 @@
  *
  *   receive ─► check-size ─► decide ─► route ─┬─► reply (reject, tempfail, header too big)
  *                                             ├─► hold ──────────────► held
+ *                                             ├─► escalate ─┬─► deliver (over a verified path)
+ *                                             │             └─► reply (no verified path: 451 4.7.5 / 550 5.7.10)
  *                                             └─► deliver ─┬─► delivered / next hop's refusal
  *                                                          └─► hold   (a value that could not be redacted)
  *   then, whatever the outcome: after = count ─► log ─► audit
@@ -16,6 +18,7 @@
  * so a new branch cannot be added without being declared (and printed).
  */
 import { headerScan } from './stages/header-scan';
+import { tlsHeaders } from './stages/tls-headers';
 import { dlpScan } from './stages/dlp-scan';
 import { subjectIndex } from './stages/subject-index';
 import { decide } from './stages/decide';
@@ -29,7 +32,7 @@ import type { ReplyCode } from '../errors';
 
 /** The byte stages of each pass, in order. */
 export const PIPELINE: { pass1: readonly Analyzer[]; decide: readonly Decider[]; pass2: readonly Rewriter[] } = {
-  pass1: [headerScan, dlpScan, subjectIndex],
+  pass1: [headerScan, tlsHeaders, dlpScan, subjectIndex],
   decide: [decide],
   // redact first: it works on the original MIME structure.
   // smtp-encode must stay last: it makes the bytes safe for the wire.
@@ -55,6 +58,8 @@ export type Outcome =
   | { kind: 'no_space' }
   | { kind: 'quarantine_unavailable' }
   | { kind: 'internal' }
+  | { kind: 'tls_required_deferred' }
+  | { kind: 'tls_required_bounced' }
   | { kind: 'client_gone' };
 
 export type OutcomeKind = Outcome['kind'];
@@ -66,8 +71,13 @@ export const STEPS = {
   decide: { does: 'deciders: findings and unscannable reasons -> one verdict', next: ['route'], ends: [] },
   route: {
     does: 'the verdict picks the branch; a header too big to anonymise is never delivered',
-    next: ['hold', 'deliver'],
+    next: ['hold', 'escalate', 'deliver'],
     ends: ['policy_reject', 'policy_tempfail', 'header_too_big', 'client_gone'],
+  },
+  escalate: {
+    does: 'verified TLS required (a require_tls rule fired, REQUIRETLS or Require-TLS-ESMTP): the mirrored hop if verified, else tls.secure_next_hop with the envelope replayed',
+    next: ['deliver'],
+    ends: ['tls_required_deferred', 'tls_required_bounced', 'next_hop_deferred', 'next_hop_lost', 'client_gone'],
   },
   hold: { does: 'the original into the quarantine; 250 once the entry is durable', next: [], ends: ['held', 'no_space', 'quarantine_unavailable'] },
   deliver: {
@@ -118,6 +128,8 @@ export const OUTCOMES: Record<OutcomeKind, { reply: ReplySource; verdict: string
   no_space: { reply: { from: 'catalogue', code: 'MV_NO_SPACE' }, verdict: 'error' },
   quarantine_unavailable: { reply: { from: 'catalogue', code: 'MV_QUARANTINE_UNAVAILABLE' }, verdict: 'error' },
   internal: { reply: { from: 'catalogue', code: 'MV_INTERNAL' }, verdict: 'error' },
+  tls_required_deferred: { reply: { from: 'catalogue', code: 'MV_TLS_REQUIRED_DEFER' }, verdict: 'error' },
+  tls_required_bounced: { reply: { from: 'catalogue', code: 'MV_TLS_REQUIRED_BOUNCE' }, verdict: 'error' },
   // Never sent: the client has gone. The catalogue entry is what a reply would have said.
   client_gone: { reply: { from: 'catalogue', code: 'MV_NEXT_HOP_LOST' }, verdict: 'aborted' },
 };

@@ -40,6 +40,39 @@ export interface Delivery {
   send(body: Readable & AsyncIterable<Buffer>, signal: AbortSignal): Promise<DeliveryResult>;
 }
 
+/** What step `escalate` knows about the mirrored transaction before it picks a path. */
+export interface EscalationFacts {
+  /** The mirrored connection is at tls.next_hop level verify/secure and its certificate was verified. */
+  mirroredVerified: boolean;
+  /** The mirrored next hop advertises REQUIRETLS (RFC 8689). */
+  mirroredOffersRequireTls: boolean;
+  /** tls.secure_next_hop is configured. */
+  secureNextHop: boolean;
+}
+
+/** `if-offered`: REQUIRETLS on MAIL FROM where the hop advertises it; `required`: a hop that does not is no path (RFC 8689 4.2.1). */
+export type RequireTlsMode = 'if-offered' | 'required';
+
+export type EscalationOpen =
+  | { ok: true; delivery: Delivery }
+  /** tls: no verified handshake; no_requiretls: REQUIRETLS required and not advertised; lost: the connection failed. */
+  | { ok: false; failure: 'tls' | 'no_requiretls' | 'lost' | 'client_gone' }
+  /** The hop refused the replayed MAIL or one of the replayed RCPTs. */
+  | { ok: false; failure: 'refused'; reply: Reply };
+
+/**
+ * The SMTP side's help for a message that needs verified TLS (step
+ * `escalate`): the facts, and a transaction on the chosen path with the
+ * envelope replayed (REQUIRETLS on MAIL FROM per `requireTls`). Choosing
+ * `secure_next_hop` abandons the mirrored transaction (RSET; it never
+ * reached DATA). Absent where there is no SMTP session (a release, a test):
+ * such a message finds no verified path.
+ */
+export interface Escalation {
+  facts(): EscalationFacts;
+  open(path: 'mirrored' | 'secure_next_hop', requireTls: RequireTlsMode): Promise<EscalationOpen>;
+}
+
 /** The client side of the message. */
 export interface Client {
   /** The message as the client sends it, up to its final dot. */
@@ -61,6 +94,8 @@ export interface Message {
   services: Services;
   client: Client;
   delivery: Delivery;
+  /** How a message that needs verified TLS gets it; step `escalate` may replace `delivery` with its transaction. */
+  escalation?: Escalation;
   spool: Spool;
   timings: StageTimings;
   /** Steps taken, in order: the log's debug trail and the `after` steps' view of what ran. */

@@ -16,6 +16,7 @@ import { checkSize } from './stages/check-size';
 import { route } from './stages/route';
 import { hold } from './stages/hold';
 import { deliver } from './stages/deliver';
+import { escalate } from './stages/escalate';
 import { afterCount } from './stages/after-count';
 import { afterLog } from './stages/after-log';
 import { afterAudit } from './stages/after-audit';
@@ -27,7 +28,7 @@ const decideStep: Step = async (m) => {
 };
 
 /** Every declared step's implementation: the type makes a declared step without one a compile error. */
-const IMPL: Record<StepName, Step> = { receive, 'check-size': checkSize, decide: decideStep, route, hold, deliver };
+const IMPL: Record<StepName, Step> = { receive, 'check-size': checkSize, decide: decideStep, route, escalate, hold, deliver };
 const AFTER_IMPL: Record<AfterName, AfterStep> = { count: afterCount, log: afterLog, audit: afterAudit };
 
 async function runSteps(m: Message): Promise<Outcome> {

@@ -19,9 +19,8 @@
  * `tls_policy:` (the static TLS map): keys are domains or `.domain`, lower
  * cased, trailing dot dropped. A key is unique within a layer (across its
  * files); a local entry replaces the shipped entry of the same key whole.
- * `require_tls` on a rule is parsed and then refused: the escalation it
- * asks for is not in this version, and a rule must never seem to protect
- * what it does not.
+ * `require_tls: verified` on a rule sends a message it fires on through
+ * step `escalate` (pipeline/stages/escalate.ts): verified TLS or no delivery.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -186,9 +185,6 @@ function ruleProblems(r: RuleDefinition): { key: string; message: string }[] {
       if (code[0] !== want) out.push({ key: 'reply', message: `a ${r.action} reply must be a ${want}xx code` });
       else if (enhanced[0] !== code[0]) out.push({ key: 'reply', message: `enhanced status ${enhanced} must be in the class of ${code} (RFC 3463)` });
     }
-  }
-  if (r.require_tls !== undefined) {
-    out.push({ key: 'require_tls', message: 'require_tls is not available in this version (it needs mx delivery); remove it, so no rule seems to protect what it does not' });
   }
   if (r.replacement !== undefined && r.action !== 'redact') out.push({ key: 'replacement', message: 'replacement is only used by redact rules' });
   return out;

@@ -2,7 +2,8 @@
  * The adapter between smtp-server and the message lifecycle
  * (pipeline/lifecycle.ts): it builds the message's context from the session,
  * lends the lifecycle two ports (the client's data with its DATA deadline,
- * and the session's open next-hop transaction), runs it, and turns the
+ * and the session's open next-hop transaction, plus the escalation port
+ * for a message that needs verified TLS: escalation.ts), runs it, and turns the
  * outcome into smtp-server's answer: the text of our 250, or an SmtpError.
  * Every decision about the message is the lifecycle's; this file only knows
  * smtp-server and the next-hop connection.
@@ -21,7 +22,8 @@ import { runMessage } from '../pipeline/run-message';
 import { replyFor } from '../pipeline/outcome-reply';
 import type { Client, Delivery, DeliveryResult } from '../pipeline/message';
 import { DataDeadline } from './data-deadline';
-import { NextHopError } from './next-hop';
+import { NextHopError, type NextHopConnection } from './next-hop';
+import { sessionEscalation } from './escalation';
 import { replyError, smtpError } from './errors';
 import type { SessionState } from './session-state';
 import type { Runtime } from '../runtime';
@@ -82,15 +84,23 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
     },
     facts: () => ({ client: st.clientPseudonym, rcptCount: session.envelope.rcptTo.length, deadline: st.deadline }),
   };
+  // RFC 8689: REQUIRETLS on MAIL FROM (only advertised when a verified path is configured, server.ts).
+  ctx.requireTls.esmtp = Boolean((session.envelope as { requireTLS?: boolean }).requireTLS);
+  const delivery = sessionDelivery(rt, st);
+  // Connections step `escalate` opened to tls.secure_next_hop: closed once the message is done.
+  const opened: NextHopConnection[] = [];
   const outcome = await runMessage({
     ctx,
     services: rt,
     client,
-    delivery: sessionDelivery(rt, st),
+    delivery,
+    escalation: sessionEscalation(rt, session, st, delivery, opened),
     spool: new Spool(spoolDir(rt.config.state_dir), ctx.id, rt.config.limits.spool_memory),
     timings: new Map(),
     trail: [],
     tooBig: false,
+  }).finally(() => {
+    for (const c of opened) c.quit();
   });
   const reply = replyFor(outcome, ctx);
   if (reply.code >= 200 && reply.code < 300) return reply.text;

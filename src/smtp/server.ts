@@ -10,7 +10,9 @@
  * connection to the message handler, which closes it if DATA had begun.
  *
  * Advertised: PIPELINING, 8BITMIME, SMTPUTF8, SIZE, DSN, ENHANCEDSTATUSCODES,
- * XFORWARD, and STARTTLS when inbound_tls is configured. No AUTH: the only
+ * XFORWARD, and STARTTLS when inbound_tls is configured; REQUIRETLS (RFC
+ * 8689, over TLS only) when tls.secure_next_hop or a verify/secure
+ * tls.next_hop gives a verified path (escalation.ts). No AUTH: the only
  * clients are the `clients` networks (default loopback), everyone else gets
  * 554 5.7.1 at connect (guarantee 7).
  */
@@ -23,6 +25,7 @@ import { tlsReplyCode } from './next-hop-tls';
 import { clientAttributes, mailFromCommand, rcptToCommand, xforwardCommands, EnvelopeError } from './envelope';
 import { passThrough, replyError, smtpError, type SmtpError } from './errors';
 import { handleMessage } from './handle-message';
+import { canHonourRequireTls } from './escalation';
 import { newSessionState, type SessionState } from './session-state';
 import { connectionOf, observeConnections } from './connection-hooks';
 import type { Runtime } from '../runtime';
@@ -99,6 +102,8 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
     useXForward: true,
     disabledCommands: config.inbound_tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hideSTARTTLS: !config.inbound_tls,
+    // RFC 8689: REQUIRETLS (smtp-server offers it on TLS sessions) only when a verified path is configured.
+    hideREQUIRETLS: !canHonourRequireTls(config),
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
     hidePIPELINING: false,

@@ -308,7 +308,8 @@ test('config: tls.next_hop takes each level, the short form, a servername, and f
 test('config: values whose feature this version lacks are refused with one line, never ignored', () => {
   assert.equal(configError('delivery: { mode: mx }\n'), "delivery.mode: mx (direct delivery to each domain's MX) is not available in this version; use relay");
   assert.equal(configError('listen_protocol: lmtp\n'), 'listen_protocol: lmtp is not available in this version; use smtp');
-  assert.equal(configError('tls: { secure_next_hop: "127.0.0.1:10027" }\n'), 'tls.secure_next_hop: a second next hop for require_tls messages is not available in this version; leave it null');
+  // tls.secure_next_hop is in this version (require_tls escalation in relay mode).
+  assert.deepEqual(loadConfig(withFile('tls: { secure_next_hop: "127.0.0.1:10027" }\n')).tls.secure_next_hop, { host: '127.0.0.1', port: 10027 });
   assert.equal(configError('tls: { tlsrpt: { submit: true } }\n'), 'tls.tlsrpt.submit: submitting TLS reports is not available in this version; leave it false');
   // MISS: the values this version has load.
   const c = loadConfig(withFile('delivery: { mode: relay }\nlisten_protocol: smtp\ntls: { secure_next_hop: null, tlsrpt: { submit: false, organization: Example, contact: "mailto:tls@example.com" }, escalation_failure: bounce, default_level: dane-only, dane: false, mta_sts: false }\n'));

@@ -102,6 +102,8 @@ test('error catalogue: the replies are byte for byte the ones clients have alway
     MV_TLS_CERT_UNTRUSTED: '451 4.7.5 Next hop TLS certificate not trusted, try again later',
     MV_TLS_CERT_EXPIRED: '451 4.7.5 Next hop TLS certificate expired, try again later',
     MV_TLS_CERT_MISMATCH: '451 4.7.5 Next hop TLS certificate does not match its name, try again later',
+    MV_TLS_REQUIRED_DEFER: '451 4.7.5 Verified TLS to the next hop is required for this message and not available, try again later',
+    MV_TLS_REQUIRED_BOUNCE: '550 5.7.10 REQUIRETLS support required: no verified TLS path to the next hop for this message',
   };
   assert.deepEqual(CODES.filter((c) => catalogueEntry(c).smtp).sort(), Object.keys(replies).sort(), 'a new reply is added here on purpose');
   for (const [c, want] of Object.entries(replies) as [ReplyCode, string][]) {

@@ -89,9 +89,9 @@ test('tls_policy: bad keys, levels and match names are errors at their file:line
   assert.deepEqual(e2, ["m.yaml:2:3: tls_policy 'n.example': match is only used at levels dane, dane-only, verify and secure, not may"]);
 });
 
-test('require_tls: verified is parsed and refused at load (not available in this version), never silently ignored', () => {
-  const errs = errorsOf(dirWith({ 'r.yaml': 'rules:\n  - id: card\n    detector: credit_card\n    action: redact\n    require_tls: verified\n' }));
-  assert.deepEqual(errs, ['r.yaml:5:18: require_tls is not available in this version (it needs mx delivery); remove it, so no rule seems to protect what it does not']);
+test('require_tls: verified loads (relay-mode escalation); any other value is refused', () => {
+  const set = loadRuleSet(dirWith({ 'r.yaml': 'rules:\n  - id: card\n    detector: credit_card\n    action: redact\n    require_tls: verified\n' }));
+  assert.equal(set.rules[0].require_tls, 'verified');
   const other = errorsOf(dirWith({ 'r.yaml': 'rules:\n  - id: card\n    detector: credit_card\n    action: redact\n    require_tls: always\n' }));
   assert.match(other[0], /^r\.yaml:5:18: require_tls must be one of: verified$/);
 });

@@ -6,6 +6,7 @@
 import { nextHopReplyOf, outcomeWord, replyFor, verdictLabel } from '../outcome-reply';
 import { replyStatus } from '../reply';
 import type { AfterStep } from '../message';
+import { tlsRequirement } from './escalate';
 
 export const afterLog: AfterStep = async (m, outcome) => {
   const { ctx } = m;
@@ -27,6 +28,7 @@ export const afterLog: AfterStep = async (m, outcome) => {
       verdict: verdictLabel(outcome, ctx),
       outcome: outcomeWord(outcome, ctx, gone),
       rules: ctx.verdict.rules,
+      ...(tlsRequirement(ctx) ? { tls: 'verified-required', tls_path: ctx.tlsPath ?? null } : {}),
       next_hop_reply: hopReply ? replyStatus(hopReply) : null,
       reply: gone ? null : replyFor(outcome, ctx).code,
       ...(facts.deadline ? { deadline: facts.deadline } : {}),

@@ -29,6 +29,9 @@ import { splitFields, joinFields, fieldText, type Field } from '../../mime/heade
 import { planReceived } from '../../headers/received-hosts';
 import { MSG_ID_FIELDS, internalHostKey, rewriteMsgIds } from '../../headers/message-id';
 
+/** Header fields that carry a TLS requirement (RFC 8689): `headers.remove` never drops them, whatever its patterns say. */
+export const TLS_REQUIREMENT_FIELDS: ReadonlySet<string> = new Set(['require-tls-esmtp', 'tls-required']);
+
 export function anonymiseHeaderBlock(block: Buffer, policy: HeaderPolicy, pseudonyms: Pseudonymiser): Buffer {
   const p = compilePolicy(policy);
   if (!p.active) return block;
@@ -56,7 +59,8 @@ export function anonymiseHeaderBlock(block: Buffer, policy: HeaderPolicy, pseudo
   const kept: Field[] = [];
   let nth = 0;
   for (const field of section.fields) {
-    let drop = p.remove.matches(field.name);
+    // RFC 8689: the TLS requirement travels with the message (Postfix 3.11 carries REQUIRETLS as Require-TLS-ESMTP); never removed.
+    let drop = !TLS_REQUIREMENT_FIELDS.has(field.name) && p.remove.matches(field.name);
     if (received && field.name === 'received') {
       const outcome = received.outcomes[nth++];
       if (outcome.drop) drop = true;

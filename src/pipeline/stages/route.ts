@@ -1,10 +1,12 @@
 /*
  * Step `route`: the verdict picks the branch. reject and tempfail answer
  * with the rule's reply; quarantine holds; everything else is delivered
- * (redacted, tagged or as is) by pass 2. Nothing is committed anywhere for
+ * (redacted, tagged or as is) by pass 2, through step `escalate` when it
+ * may leave only over verified TLS. Nothing is committed anywhere for
  * a client that has already left.
  */
 import { HEADER_SIZE_REASON } from './header-scan';
+import { tlsRequirement } from './escalate';
 import type { Step } from '../message';
 
 export const route: Step = async (m) => {
@@ -20,5 +22,6 @@ export const route: Step = async (m) => {
   }
   // A header we cannot see whole cannot be anonymised: never deliver it.
   if (ctx.unscannable.includes(HEADER_SIZE_REASON)) return { end: { kind: 'header_too_big' } };
-  return { next: 'deliver' };
+  // Only over verified TLS (a require_tls rule fired, or REQUIRETLS): escalate.ts.
+  return { next: tlsRequirement(ctx) ? 'escalate' : 'deliver' };
 };

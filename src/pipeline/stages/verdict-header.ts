@@ -4,12 +4,14 @@
  * name comes from config.verdict_header; false switches it off). Any copy
  * of that header already in the message is removed first, so a sender
  * cannot forge a verdict that a later filter would trust. The value carries
- * rule ids only, never a matched value.
+ * rule ids only, never a matched value; `; tls=verified-required` follows
+ * when the message may leave only over verified TLS (escalate.ts), never why.
  */
 import { HeaderBlockTransform } from '../header-block';
 import type { Rewriter } from '../stage';
 import type { MessageContext } from '../context';
 import { PassThrough } from 'node:stream';
+import { tlsRequirement } from './escalate';
 
 /**
  * `monitor` rules are for trying a rule before it bites (Postfix's WARN):
@@ -21,7 +23,8 @@ export function verdictHeaderValue(ctx: MessageContext): string {
   const monitorOnly = new Set(ctx.rules.rules.filter((r) => r.action === 'monitor').map((r) => r.id));
   const action = ctx.released ? 'released' : ctx.verdict.action === 'monitor' ? 'pass' : ctx.verdict.action;
   const rules = ctx.released ? ctx.released.rules : ctx.verdict.rules;
-  return `${action}; rules=${rules.filter((id) => !monitorOnly.has(id)).join(',')}`;
+  const tls = !ctx.released && tlsRequirement(ctx) ? '; tls=verified-required' : '';
+  return `${action}; rules=${rules.filter((id) => !monitorOnly.has(id)).join(',')}${tls}`;
 }
 
 /** Drops every field named `name` (and its folded lines) from a header block. */

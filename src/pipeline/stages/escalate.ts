@@ -1,0 +1,73 @@
+/*
+ * Step `escalate`: a message that may leave only over verified TLS (issue
+ * 10, DESIGN "require_tls"; RFC 8689 REQUIRETLS) gets a verified path, or
+ * none and the reply tls.escalation_failure picks. Which messages:
+ *  - a fired rule with `require_tls: verified` (monitor rules never bite);
+ *  - REQUIRETLS on MAIL FROM, or a `Require-TLS-ESMTP: yes` header field.
+ * `TLS-Required: No` (RFC 8689 section 5) relaxes recipient-side policy
+ * only; it relaxes neither of these.
+ *
+ * The mirrored connection was opened at MAIL FROM, before the content was
+ * known. It serves only when it was verified (tls.next_hop level verify or
+ * secure); otherwise tls.secure_next_hop gets a new connection at level
+ * secure with the envelope replayed. REQUIRETLS goes on MAIL FROM wherever
+ * the chosen hop advertises it; a message that arrived with REQUIRETLS on
+ * MAIL FROM has no path to a hop that does not advertise it (RFC 8689
+ * 4.2.1). No path: 451 4.7.5 (defer) or 550 5.7.10 (bounce).
+ */
+import type { MessageContext } from '../context';
+import type { EscalationFacts, RequireTlsMode, Step } from '../message';
+
+/** Why the message needs verified TLS, or undefined. Words only, never values: the log and the verdict header say `tls=verified-required`. */
+export function tlsRequirement(ctx: MessageContext): 'rule' | 'requiretls' | undefined {
+  const fired = new Set(ctx.verdict.rules);
+  if (ctx.rules.rules.some((r) => r.require_tls === 'verified' && r.action !== 'monitor' && fired.has(r.id))) return 'rule';
+  if (ctx.requireTls.esmtp || ctx.requireTls.header) return 'requiretls';
+  return undefined;
+}
+
+export type EscalationPlan = { path: 'mirrored' | 'secure_next_hop'; requireTls: RequireTlsMode } | { path: 'none' };
+
+/**
+ * The path for a message that needs verified TLS. REQUIRETLS received on
+ * MAIL FROM makes REQUIRETLS support required of the hop; a rule or the
+ * Require-TLS-ESMTP header asks for it only where offered (the header stays
+ * in the message for the hop after us).
+ */
+export function planEscalation(f: EscalationFacts & { esmtpRequireTls: boolean }): EscalationPlan {
+  const requireTls: RequireTlsMode = f.esmtpRequireTls ? 'required' : 'if-offered';
+  if (f.mirroredVerified && (requireTls === 'if-offered' || f.mirroredOffersRequireTls)) return { path: 'mirrored', requireTls };
+  if (f.secureNextHop) return { path: 'secure_next_hop', requireTls };
+  return { path: 'none' };
+}
+
+export const escalate: Step = async (m) => {
+  const { ctx, services } = m;
+  const esc = m.escalation;
+  const plan = esc ? planEscalation({ ...esc.facts(), esmtpRequireTls: ctx.requireTls.esmtp }) : ({ path: 'none' } as const);
+  const count = (result: string) => services.metrics.tlsEscalations.inc({ result });
+  if (plan.path !== 'none') {
+    const r = await esc!.open(plan.path, plan.requireTls);
+    if (r.ok) {
+      m.delivery = r.delivery;
+      ctx.tlsPath = plan.path;
+      count(plan.path);
+      return { next: 'deliver' };
+    }
+    if (r.failure === 'client_gone' || m.client.hasGone()) return { end: { kind: 'client_gone' } };
+    if (r.failure === 'refused') {
+      // The hop took the envelope once already (mirrored at MAIL/RCPT): a refusal now
+      // is never turned into a bounce of recipients we accepted; the client retries.
+      count('refused');
+      return { end: { kind: 'next_hop_deferred', reply: r.reply } };
+    }
+    if (r.failure === 'lost') {
+      count('lost');
+      return { end: { kind: 'next_hop_lost' } };
+    }
+  }
+  services.log.warn({ event: 'tls_escalation', id: ctx.id, tls: 'verified-required', path: plan.path, result: ctx.config.tls.escalation_failure }, 'no verified TLS path for a message that requires one');
+  const bounce = ctx.config.tls.escalation_failure === 'bounce';
+  count(bounce ? 'bounced' : 'deferred');
+  return { end: { kind: bounce ? 'tls_required_bounced' : 'tls_required_deferred' } };
+};
