@@ -22,6 +22,8 @@ export interface TlsSinkOptions {
   requestCert?: boolean;
   /** Keep message bytes (default true; the benchmark turns it off). */
   keepData?: boolean;
+  /** Do not advertise REQUIRETLS after STARTTLS (smtp-server offers it on TLS sessions by default). */
+  hideREQUIRETLS?: boolean;
   /** Where to listen (default 127.0.0.1 on a free port); MX tests use 127.0.0.x:25. */
   host?: string;
   port?: number;
@@ -42,6 +44,8 @@ export interface TlsSinkMessage extends TlsSinkSession {
   from: string;
   to: string[];
   data: Buffer;
+  /** REQUIRETLS was on MAIL FROM (RFC 8689). */
+  requireTls: boolean;
 }
 
 export interface TlsSink {
@@ -72,6 +76,7 @@ export async function startTlsSink(opts: TlsSinkOptions): Promise<TlsSink> {
     key: opts.cert.key,
     cert: opts.cert.chain,
     hideSTARTTLS: Boolean(opts.hideSTARTTLS),
+    hideREQUIRETLS: Boolean(opts.hideREQUIRETLS),
     disabledCommands: opts.hideSTARTTLS ? ['AUTH', 'STARTTLS'] : ['AUTH'],
     authOptional: true,
     logger: false,
@@ -112,6 +117,7 @@ export async function startTlsSink(opts: TlsSinkOptions): Promise<TlsSink> {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
             data: Buffer.concat(chunks),
+            requireTls: Boolean((session.envelope as { requireTLS?: boolean }).requireTLS),
           });
         }
         cb(null, 'Ok: queued');
