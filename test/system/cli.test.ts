@@ -43,13 +43,16 @@ test('serve --print-pipeline prints the whole lifecycle: passes, steps with thei
   assert.equal(r.code, 0);
   const lines = r.out.trim().split('\n');
   assert.deepEqual(lines.slice(0, 4), [
-    'pass 1: client -> header-scan -> dlp-scan -> subject-index -> spool',
+    'pass 1: client -> header-scan -> tls-headers -> dlp-scan -> subject-index -> spool',
     'decide: decide',
     'pass 2: spool -> redact -> anonymise-headers -> verdict-header -> smtp-encode -> next-hop',
     'steps:',
   ]);
   const step = (name: string) => lines.find((l) => l.startsWith(`  ${name}: `)) ?? '';
-  assert.match(step('route'), /=> hold \| deliver \| end:policy_reject \| end:policy_tempfail \| end:header_too_big/);
+  assert.match(step('route'), /=> hold \| escalate \| deliver \| end:policy_reject \| end:policy_tempfail \| end:header_too_big/);
+  // Verified TLS required: a verified path, or 451 4.7.5 / 550 5.7.10.
+  assert.match(step('escalate'), /=> deliver \| end:tls_required_deferred \| end:tls_required_bounced/);
+  assert.ok(lines.includes('  tls_required_bounced: MV_TLS_REQUIRED_BOUNCE'));
   // A failed redaction moves deliver -> hold.
   assert.match(step('deliver'), /=> hold \| end:delivered \| end:next_hop_refused/);
   assert.ok(lines.includes('after: count -> log -> audit'));

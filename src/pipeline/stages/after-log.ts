@@ -6,7 +6,7 @@
 import { nextHopReplyOf, outcomeWord, replyFor, verdictLabel } from '../outcome-reply';
 import { replyStatus } from '../reply';
 import type { AfterStep } from '../message';
-import { tlsRequirement } from './escalate';
+import { tlsRequirement } from '../tls-requirement';
 
 export const afterLog: AfterStep = async (m, outcome) => {
   const { ctx } = m;

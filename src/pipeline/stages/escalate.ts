@@ -15,16 +15,10 @@
  * MAIL FROM has no path to a hop that does not advertise it (RFC 8689
  * 4.2.1). No path: 451 4.7.5 (defer) or 550 5.7.10 (bounce).
  */
-import type { MessageContext } from '../context';
+import { tlsRequirement } from '../tls-requirement';
 import type { EscalationFacts, RequireTlsMode, Step } from '../message';
 
-/** Why the message needs verified TLS, or undefined. Words only, never values: the log and the verdict header say `tls=verified-required`. */
-export function tlsRequirement(ctx: MessageContext): 'rule' | 'requiretls' | undefined {
-  const fired = new Set(ctx.verdict.rules);
-  if (ctx.rules.rules.some((r) => r.require_tls === 'verified' && r.action !== 'monitor' && fired.has(r.id))) return 'rule';
-  if (ctx.requireTls.esmtp || ctx.requireTls.header) return 'requiretls';
-  return undefined;
-}
+export { tlsRequirement };
 
 export type EscalationPlan = { path: 'mirrored' | 'secure_next_hop'; requireTls: RequireTlsMode } | { path: 'none' };
 

@@ -6,7 +6,7 @@
  * a client that has already left.
  */
 import { HEADER_SIZE_REASON } from './header-scan';
-import { tlsRequirement } from './escalate';
+import { tlsRequirement } from '../tls-requirement';
 import type { Step } from '../message';
 
 export const route: Step = async (m) => {

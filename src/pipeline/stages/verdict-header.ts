@@ -11,7 +11,7 @@ import { HeaderBlockTransform } from '../header-block';
 import type { Rewriter } from '../stage';
 import type { MessageContext } from '../context';
 import { PassThrough } from 'node:stream';
-import { tlsRequirement } from './escalate';
+import { tlsRequirement } from '../tls-requirement';
 
 /**
  * `monitor` rules are for trying a rule before it bites (Postfix's WARN):
