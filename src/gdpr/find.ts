@@ -11,18 +11,10 @@ import type { AuditEvent, AuditLog } from '../audit/log';
 import { Pseudonymiser } from '../privacy/pseudonym';
 import { pseudonymKeyFile } from '../state-layout';
 import { isQuarantineError } from '../quarantine/errors';
-import type { QuarantineFinding, QuarantineStore } from '../quarantine/store';
+import type { QuarantineMeta, QuarantineStore } from '../quarantine/store';
 
 /** What the subject's view of a held message shows: no pseudonyms of other people, no values. */
-export interface SubjectMessage {
-  id: string;
-  receivedAt: string;
-  size: number;
-  verdict: string;
-  rules: string[];
-  reasons: string[];
-  findings: QuarantineFinding[];
-}
+export type SubjectMessage = Pick<QuarantineMeta, 'id' | 'receivedAt' | 'size' | 'verdict' | 'rules' | 'reasons' | 'findings'>;
 
 export interface SubjectData {
   /** The subject's token (keyed pseudonym of the normalised address). */

@@ -8,45 +8,21 @@
  */
 import type { HeaderView } from '../quarantine/header-view';
 import type { QuarantineFinding, QuarantineMeta, QuarantineSummary } from '../quarantine/store';
+import type { QuarantineUnreadableEntry } from '../quarantine/meta';
 
-/** What every view of a readable entry shows. */
-export interface EntryFields {
-  id: string;
-  /** ISO time the message was received. */
-  receivedAt: string;
-  /** Bytes of the original message. */
-  size: number;
-  /** 'quarantine', 'unscannable', ... */
-  verdict: string;
-  /** Rule ids that fired. */
-  rules: string[];
-  /** Unscannable reasons. */
-  reasons: string[];
-  /** Pseudonym of the envelope sender. */
-  from: string;
-  /** Pseudonyms of the recipients. */
-  rcpts: string[];
+/** What every view of a readable entry shows: the stored metadata's own fields (their meaning is documented there), plus the data key. */
+export type EntryFields = Pick<QuarantineMeta, 'id' | 'receivedAt' | 'size' | 'verdict' | 'rules' | 'reasons' | 'from' | 'rcpts'> & {
   /** The data key the entry is encrypted under. */
   keyId: string;
-}
+};
 
 /** A readable entry in a listing. */
 export interface EntrySummary extends EntryFields {
   error?: undefined;
 }
 
-/** An entry whose metadata cannot be read: listed with why, instead of failing the listing. */
-export interface UnreadableEntry {
-  id: string;
-  /** One line: corrupt, key missing, ... */
-  error: string;
-  /** The file's modification time (the real one is unknown). */
-  receivedAt: string;
-  /** Bytes of the entry file. */
-  fileSize: number;
-  /** If the plaintext header could be read. */
-  keyId?: string;
-}
+/** An entry whose metadata cannot be read: listed with why, instead of failing the listing (the store's own shape). */
+export type UnreadableEntry = QuarantineUnreadableEntry;
 
 export type EntryListItem = EntrySummary | UnreadableEntry;
 
