@@ -21,6 +21,7 @@ import type { Delivery, DeliveryResult, Escalation, EscalationOpen, RequireTlsMo
 import { NextHopConnection, NextHopError, nextHopOptions, type NextHopOptions } from './next-hop';
 import { mustVerify, nextHopTls } from './next-hop-tls';
 import { clientAttributes, mailFromCommand, rcptToCommand, xforwardCommands } from './envelope';
+import { sendData } from './send-data';
 import type { SessionState } from './session-state';
 import type { Runtime } from '../runtime';
 import type { Config } from '../config/load';
@@ -55,16 +56,7 @@ export function sessionEscalation(rt: Runtime, session: SMTPServerSession, st: S
   const viaConnection = (conn: NextHopConnection): Delivery => ({
     usable: () => conn.usable,
     async send(body: Readable & AsyncIterable<Buffer>, signal: AbortSignal): Promise<DeliveryResult> {
-      try {
-        const reply = await conn.data(body, signal);
-        return { ok: true, reply, bytes: conn.dataBytes };
-      } catch (err) {
-        const e = err instanceof NextHopError ? err : new NextHopError('aborted', (err as Error).message, { cause: err });
-        rt.hopEvents.failure(e, 'DATA');
-        if (e.kind === 'client_gone') return { ok: false, failure: 'client_gone' };
-        if (e.kind === 'aborted') return { ok: false, failure: 'pass2', cause: e.cause };
-        return { ok: false, failure: e.kind === 'timeout' || e.kind === 'write_timeout' ? 'timeout' : 'lost' };
-      }
+      return sendData(rt, conn, body, signal);
     },
   });
 

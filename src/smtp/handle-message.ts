@@ -22,9 +22,10 @@ import { runMessage } from '../pipeline/run-message';
 import { replyFor } from '../pipeline/outcome-reply';
 import type { Client, Delivery, DeliveryResult } from '../pipeline/message';
 import { DataDeadline } from './data-deadline';
-import { NextHopError, type NextHopConnection } from './next-hop';
+import type { NextHopConnection } from './next-hop';
 import { sessionEscalation } from './escalation';
 import { replyError, smtpError } from './errors';
+import { sendData } from './send-data';
 import type { SessionState } from './session-state';
 import type { Runtime } from '../runtime';
 import { forwardedQueueId, heldEnvelope } from './envelope';
@@ -117,17 +118,7 @@ function sessionDelivery(rt: Runtime, st: SessionState): Delivery {
       return false;
     },
     async send(body: Readable & AsyncIterable<Buffer>, signal: AbortSignal): Promise<DeliveryResult> {
-      const hop = st.hop!;
-      try {
-        const reply = await hop.data(body, signal);
-        return { ok: true, reply, bytes: hop.dataBytes };
-      } catch (err) {
-        const e = err instanceof NextHopError ? err : new NextHopError('aborted', (err as Error).message, { cause: err });
-        rt.hopEvents.failure(e, 'DATA');
-        if (e.kind === 'client_gone') return { ok: false, failure: 'client_gone' };
-        if (e.kind === 'aborted') return { ok: false, failure: 'pass2', cause: e.cause };
-        return { ok: false, failure: e.kind === 'timeout' || e.kind === 'write_timeout' ? 'timeout' : 'lost' };
-      }
+      return sendData(rt, st.hop!, body, signal);
     },
   };
 }
