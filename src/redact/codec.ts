@@ -5,6 +5,7 @@
  * base64 in 76-column lines, 8bit stays 8bit, UTF-16 keeps its byte order
  * and BOM. Line ends out are CRLF.
  */
+import { isUtf8 } from 'node:buffer';
 import iconv from 'iconv-lite';
 import libqp from 'libqp';
 import libbase64 from 'libbase64';
@@ -71,11 +72,3 @@ function nulsSayLittleEndian(bytes: Buffer): boolean {
   return odd > even;
 }
 
-function isUtf8(bytes: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}

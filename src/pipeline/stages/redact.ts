@@ -17,6 +17,7 @@
  * a larger one fails the stream, so the message is not delivered with the
  * value in it (fail closed).
  */
+import { isUtf8 } from 'node:buffer';
 import * as stream from 'node:stream';
 import { Readable, Transform, type TransformCallback, PassThrough, type Duplex } from 'node:stream';
 import { Splitter, Joiner } from 'mailsplit';
@@ -241,14 +242,6 @@ function redactBody(node: any, raw: Buffer, rules: CompiledRule[], path: string)
   return encodeTransfer(encodeCharset(redacted, cs), encoding, trailing);
 }
 
-function isUtf8(bytes: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function redactSubject(node: any, rules: CompiledRule[]): void {
   const field: string = node.headers.getFirst('subject');
