@@ -10,6 +10,8 @@ import type { Logger } from './observability/log';
 import type { NextHopPool, NextHopObserver } from './smtp/next-hop-pool';
 import type { QuarantineStore } from './quarantine/store';
 import type { AuditLog } from './audit/log';
+import type { MxDestinations } from './smtp/mx/destinations';
+import type { PolicyServices } from './smtp/mx/policy-services';
 
 export interface Runtime {
   config: Config;
@@ -25,6 +27,8 @@ export interface Runtime {
   quarantine: QuarantineStore;
   /** One `verdict` event per message; admin events come from the CLI / API. */
   audit: AuditLog;
+  /** delivery.mode mx: the recipient domains' policies and transactions. */
+  mx?: { policies: PolicyServices; destinations: MxDestinations };
   /** Set when SIGTERM arrives: no new transactions are started. */
   draining: boolean;
 }

@@ -43,6 +43,7 @@ import { finishing } from './smtp/session-state';
 import { timeoutOrderWarnings } from './config/timeout-order';
 import { replyError } from './smtp/errors';
 import type { SmtpFront } from './smtp/server';
+import { mxRuntime } from './smtp/mx/runtime';
 
 const RELOAD_DEBOUNCE_MS = 200;
 const DRAIN_POLL_MS = 50;
@@ -96,6 +97,7 @@ export class Service {
       audit: new AuditLog(config.state_dir, { now: this.now }),
       draining: false,
     };
+    if (config.delivery.mode === 'mx') this.rt.mx = mxRuntime(this.rt);
   }
 
   async start(): Promise<void> {
@@ -107,13 +109,17 @@ export class Service {
     const partial = await this.rt.quarantine.recover();
     if (partial) log.warn({ event: 'quarantine_recover', files: partial }, 'removed quarantine writes interrupted by an earlier crash');
     this.rt.metrics.quarantineMessages.set(await this.rt.quarantine.count());
+    await this.rt.mx?.policies.start();
     this.ops = await startOpsServer(config.metrics, this.rt.metrics, {
       ready: () => {
         const pool = this.rt.pool;
-        pool.probe();
+        // mx mode has no one next hop to watch: each recipient domain answers for itself.
+        const mx = Boolean(this.rt.mx);
+        if (!mx) pool.probe();
+        const hopOk = mx || pool.healthy;
         return {
-          ok: this.listening && !this.rt.draining && pool.healthy,
-          detail: { listening: this.listening, draining: this.rt.draining, next_hop: pool.healthy ? 'ok' : 'refusing', rules: this.ruleSet.rules.length, rules_loaded_at: this.ruleSet.loadedAt },
+          ok: this.listening && !this.rt.draining && hopOk,
+          detail: { listening: this.listening, draining: this.rt.draining, next_hop: mx ? 'mx' : pool.healthy ? 'ok' : 'refusing', rules: this.ruleSet.rules.length, rules_loaded_at: this.ruleSet.loadedAt },
         };
       },
     });
@@ -155,7 +161,9 @@ export class Service {
     log.info(
       {
         listen: formatEndpoint(config.listen),
-        next_hop: formatEndpoint(config.next_hop),
+        delivery: config.delivery.mode,
+        listen_protocol: config.listen_protocol,
+        next_hop: config.delivery.mode === 'mx' ? null : formatEndpoint(config.next_hop),
         next_hop_tls: config.tls.next_hop.level,
         metrics: formatEndpoint(config.metrics),
         admin: describeAdmin(config.admin, Boolean(config.admin_tls)),
@@ -236,6 +244,8 @@ export class Service {
     this.listening = false;
     await this.purging;
     this.rt.pool.close();
+    this.rt.mx?.destinations.close();
+    await this.rt.mx?.policies.close();
     await this.admin?.close();
     this.admin?.server.closeAllConnections();
     await new Promise<void>((resolve) => (this.ops ? this.ops.close(() => resolve()) : resolve()));

@@ -62,10 +62,8 @@ export interface Config {
   /** Retention in milliseconds. */
   quarantine: { retention: number };
   audit: { retention: number };
-  /** Only smtp in this version. */
   listen_protocol: 'smtp' | 'lmtp';
-  /** Only mode relay in this version. */
-  delivery: { mode: 'relay' | 'mx'; max_mx: number };
+  delivery: { mode: 'relay' | 'mx'; max_mx: number; destination_concurrency: number };
   dns: { servers: Endpoint[]; timeout: number };
   tls: TlsConfig;
 }
@@ -126,8 +124,6 @@ const PATH_KEYS: readonly (readonly string[])[] = [
  * worse than no policy (e.g. `delivery.mode: mx` would still relay).
  */
 const NOT_YET: readonly { key: string; active(v: Record<string, any>): boolean; what: string }[] = [
-  { key: 'delivery.mode', active: (v) => v.delivery.mode === 'mx', what: 'mx (direct delivery to each domain\'s MX) is not available in this version; use relay' },
-  { key: 'listen_protocol', active: (v) => v.listen_protocol === 'lmtp', what: 'lmtp is not available in this version; use smtp' },
   { key: 'tls.tlsrpt.submit', active: (v) => v.tls.tlsrpt.submit === true, what: 'submitting TLS reports is not available in this version; leave it false' },
 ];
 

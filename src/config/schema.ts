@@ -119,17 +119,19 @@ export const configSchema = {
         key: { type: 'string', minLength: 1 },
       },
     },
-    /** smtp | lmtp (LMTP gives Postfix one reply per recipient after DATA); only smtp exists in this version (load.ts refuses lmtp). */
+    /** smtp | lmtp (LMTP gives Postfix one reply per recipient after DATA: mx mode's per-domain results). */
     listen_protocol: { enum: ['smtp', 'lmtp'], default: 'smtp' },
     delivery: {
       type: 'object',
       additionalProperties: false,
       default: {},
       properties: {
-        /** relay: to next_hop | mx: straight to each recipient domain's MX (not in this version). */
+        /** relay: to next_hop | mx: straight to each recipient domain's MX under its TLS policy. */
         mode: { enum: ['relay', 'mx'], default: 'relay' },
         /** MX hosts tried per domain, in preference order. */
         max_mx: { type: 'integer', minimum: 1, maximum: 50, default: 5 },
+        /** mx mode: open transactions per recipient domain at once (Postfix's default_destination_concurrency_limit). */
+        destination_concurrency: { type: 'integer', minimum: 1, maximum: 1000, default: 20 },
       },
     },
     dns: {

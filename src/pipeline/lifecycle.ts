@@ -12,6 +12,9 @@
  *                                             │             └─► reply (no verified path: 451 4.7.5 / 550 5.7.10)
  *                                             └─► deliver ─┬─► delivered / next hop's refusal
  *                                                          └─► hold   (a value that could not be redacted)
+ *   In mx mode over LMTP a message may have one transaction per recipient
+ *   domain (message.ts, `parts`): escalate and deliver then run for each,
+ *   and the message ends `per_recipient`, one reply per recipient.
  *   then, whatever the outcome: after = count ─► log ─► audit
  *
  * run-message.ts runs it and refuses a transition this table does not list,
@@ -60,7 +63,18 @@ export type Outcome =
   | { kind: 'internal' }
   | { kind: 'tls_required_deferred' }
   | { kind: 'tls_required_bounced' }
-  | { kind: 'client_gone' };
+  | { kind: 'client_gone' }
+  /** mx mode over LMTP: one transaction per recipient domain, each with its own outcome (one reply per recipient). */
+  | { kind: 'per_recipient'; parts: PartOutcome[] };
+
+/** One recipient domain's share of a per_recipient outcome. */
+export interface PartOutcome {
+  /** The recipient domain (domains may be logged; addresses never). */
+  label: string;
+  /** Positions of its recipients in the envelope: the order of LMTP's replies. */
+  recipients: number[];
+  outcome: Exclude<Outcome, { kind: 'per_recipient' }>;
+}
 
 export type OutcomeKind = Outcome['kind'];
 
@@ -77,13 +91,13 @@ export const STEPS = {
   escalate: {
     does: 'verified TLS required (a require_tls rule fired, REQUIRETLS or Require-TLS-ESMTP): the mirrored hop if verified, else tls.secure_next_hop with the envelope replayed',
     next: ['deliver'],
-    ends: ['tls_required_deferred', 'tls_required_bounced', 'next_hop_deferred', 'next_hop_lost', 'client_gone'],
+    ends: ['tls_required_deferred', 'tls_required_bounced', 'next_hop_deferred', 'next_hop_lost', 'client_gone', 'per_recipient'],
   },
   hold: { does: 'the original into the quarantine; 250 once the entry is durable', next: [], ends: ['held', 'no_space', 'quarantine_unavailable'] },
   deliver: {
     does: "pass 2: spool -> rewriters -> next hop; its answer to the final '.' is ours",
     next: ['hold'],
-    ends: ['delivered', 'next_hop_refused', 'next_hop_deferred', 'next_hop_lost', 'next_hop_timeout', 'internal', 'client_gone'],
+    ends: ['delivered', 'next_hop_refused', 'next_hop_deferred', 'next_hop_lost', 'next_hop_timeout', 'internal', 'client_gone', 'per_recipient'],
   },
 } as const satisfies Record<string, { does: string; next: readonly string[]; ends: readonly OutcomeKind[] }>;
 
@@ -111,7 +125,8 @@ export type ReplySource =
   | { from: 'catalogue'; code: ReplyCode }
   | { from: 'rule'; fallback: ReplyCode }
   | { from: 'next-hop' }
-  | { from: 'deferred' };
+  | { from: 'deferred' }
+  | { from: 'per-recipient' };
 
 /** Each outcome's reply and the `verdict` label messages_total and the log carry for it (`action` = the verdict's action). */
 export const OUTCOMES: Record<OutcomeKind, { reply: ReplySource; verdict: string | 'action' }> = {
@@ -132,6 +147,7 @@ export const OUTCOMES: Record<OutcomeKind, { reply: ReplySource; verdict: string
   tls_required_bounced: { reply: { from: 'catalogue', code: 'MV_TLS_REQUIRED_BOUNCE' }, verdict: 'error' },
   // Never sent: the client has gone. The catalogue entry is what a reply would have said.
   client_gone: { reply: { from: 'catalogue', code: 'MV_NEXT_HOP_LOST' }, verdict: 'aborted' },
+  per_recipient: { reply: { from: 'per-recipient' }, verdict: 'action' },
 };
 
 function describeReply(r: ReplySource): string {
@@ -148,6 +164,8 @@ function describeReply(r: ReplySource): string {
       return "the next hop's 5xx, unchanged";
     case 'deferred':
       return "MV_NEXT_HOP_DEFERRED, with the next hop's reply";
+    case 'per-recipient':
+      return "LMTP: each recipient its domain's outcome's reply (mx mode, several recipient domains)";
   }
 }
 

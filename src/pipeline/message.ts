@@ -89,6 +89,21 @@ export interface Client {
   facts(): { client: string; rcptCount: number; deadline?: string };
 }
 
+/**
+ * mx mode over LMTP, several recipient domains: one transaction per domain.
+ * Steps escalate and deliver run for each part; a part they end early
+ * carries its outcome in `ended`.
+ */
+export interface DeliveryPart {
+  /** The recipient domain. */
+  label: string;
+  /** Positions of its recipients in the envelope. */
+  recipients: number[];
+  delivery: Delivery;
+  escalation?: Escalation;
+  ended?: Exclude<Outcome, { kind: 'per_recipient' }>;
+}
+
 export interface Message {
   ctx: MessageContext;
   services: Services;
@@ -96,6 +111,8 @@ export interface Message {
   delivery: Delivery;
   /** How a message that needs verified TLS gets it; step `escalate` may replace `delivery` with its transaction. */
   escalation?: Escalation;
+  /** Set when the message has more than one transaction (see DeliveryPart); then `delivery` and `escalation` are unused. */
+  parts?: DeliveryPart[];
   spool: Spool;
   timings: StageTimings;
   /** Steps taken, in order: the log's debug trail and the `after` steps' view of what ran. */

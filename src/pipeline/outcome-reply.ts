@@ -35,6 +35,13 @@ export function replyFor(outcome: Outcome, ctx: MessageContext): FinalReply {
     case 'next-hop': {
       return passedBack((outcome as Extract<Outcome, { kind: 'next_hop_refused' }>).reply);
     }
+    case 'per-recipient': {
+      // The message as a whole (the log's `reply`): 250 when any domain took it, else the first refusal.
+      const parts = (outcome as Extract<Outcome, { kind: 'per_recipient' }>).parts;
+      const replies = parts.map((p) => replyFor(p.outcome, ctx));
+      const ok = replies.find((r) => r.code < 300);
+      return ok ? { code: 250, text: `2.0.0 Ok: per-recipient replies for ${ctx.id}` } : replies[0];
+    }
     case 'deferred': {
       const r = (outcome as Extract<Outcome, { kind: 'next_hop_deferred' }>).reply;
       const own = CATALOGUE['MV_NEXT_HOP_DEFERRED'].smtp;
@@ -53,11 +60,26 @@ export function verdictLabel(outcome: Outcome, ctx: MessageContext): string {
 /** The outcome in one word, as an operator reads it: aborted, rejected, deferred, quarantined, delivered, *_client_gone. */
 export function outcomeWord(outcome: Outcome, ctx: MessageContext, clientGone: boolean): string {
   if (outcome.kind === 'client_gone') return 'aborted';
+  if (outcome.kind === 'per_recipient') {
+    const words = new Set(outcome.parts.map((p) => outcomeWord(p.outcome, ctx, clientGone)));
+    return words.size === 1 ? [...words][0] : 'per_recipient';
+  }
   const { code } = replyFor(outcome, ctx);
   if (code >= 500) return 'rejected';
   if (code >= 400) return 'deferred';
   const base = outcome.kind === 'held' ? 'quarantined' : 'delivered';
   return clientGone ? `${base}_client_gone` : base;
+}
+
+/** LMTP: one reply per accepted recipient, in envelope order. */
+export function recipientReplies(outcome: Outcome, ctx: MessageContext, rcptCount: number): FinalReply[] {
+  if (outcome.kind !== 'per_recipient') return Array.from({ length: rcptCount }, () => replyFor(outcome, ctx));
+  const out: FinalReply[] = Array.from({ length: rcptCount }, () => smtpReplyOf('MV_INTERNAL'));
+  for (const p of outcome.parts) {
+    const r = replyFor(p.outcome, ctx);
+    for (const i of p.recipients) out[i] = r;
+  }
+  return out;
 }
 
 /** The next hop's reply, if the outcome has one. */

@@ -19,12 +19,13 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { newContext } from '../pipeline/context';
 import { Spool, spoolDir } from '../pipeline/spool';
 import { runMessage } from '../pipeline/run-message';
-import { replyFor } from '../pipeline/outcome-reply';
-import type { Client, Delivery, DeliveryResult } from '../pipeline/message';
+import { recipientReplies, replyFor } from '../pipeline/outcome-reply';
+import type { Client, Delivery, DeliveryPart, DeliveryResult, Escalation } from '../pipeline/message';
+import { mxParts } from './mx/delivery';
 import { DataDeadline } from './data-deadline';
 import type { NextHopConnection } from './next-hop';
 import { sessionEscalation } from './escalation';
-import { replyError, smtpError } from './errors';
+import { replyError, smtpError, type SmtpError } from './errors';
 import { sendData } from './send-data';
 import type { SessionState } from './session-state';
 import type { Runtime } from '../runtime';
@@ -48,7 +49,10 @@ export interface MessageHooks {
   kick(code: number, text: string): void;
 }
 
-export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState, hooks: MessageHooks): Promise<string> {
+/** smtp-server's answer: the text of one 250, or (LMTP) one reply per recipient. */
+export type MessageAnswer = string | (string | SmtpError)[];
+
+export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState, hooks: MessageHooks): Promise<MessageAnswer> {
   rt.metrics.inFlight.inc();
   try {
     return await handleOne(rt, stream, session, st, hooks);
@@ -57,7 +61,7 @@ export async function handleMessage(rt: Runtime, stream: SMTPServerDataStream, s
   }
 }
 
-async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState, hooks: MessageHooks): Promise<string> {
+async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMTPServerSession, st: SessionState, hooks: MessageHooks): Promise<MessageAnswer> {
   const ctx = newContext(newMessageId(), rt.config, rt.rules(), rt.pseudonyms);
   ctx.envelope = heldEnvelope(session);
   ctx.queueId = forwardedQueueId(session);
@@ -87,15 +91,14 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
   };
   // RFC 8689: REQUIRETLS on MAIL FROM (only advertised when a verified path is configured, server.ts).
   ctx.requireTls.esmtp = Boolean((session.envelope as { requireTLS?: boolean }).requireTLS);
-  const delivery = sessionDelivery(rt, st);
   // Connections step `escalate` opened to tls.secure_next_hop: closed once the message is done.
   const opened: NextHopConnection[] = [];
+  const ports = transactionPorts(rt, session, st, opened);
   const outcome = await runMessage({
     ctx,
     services: rt,
     client,
-    delivery,
-    escalation: sessionEscalation(rt, session, st, delivery, opened),
+    ...ports,
     spool: new Spool(spoolDir(rt.config.state_dir), ctx.id, rt.config.limits.spool_memory),
     timings: new Map(),
     trail: [],
@@ -103,10 +106,30 @@ async function handleOne(rt: Runtime, stream: SMTPServerDataStream, session: SMT
   }).finally(() => {
     for (const c of opened) c.quit();
   });
-  const reply = replyFor(outcome, ctx);
-  if (reply.code >= 200 && reply.code < 300) return reply.text;
-  throw smtpError(reply.code, reply.text);
+  const answer = (r: { code: number; text: string }) => (r.code >= 200 && r.code < 300 ? r.text : smtpError(r.code, r.text));
+  if (rt.config.listen_protocol === 'lmtp') return recipientReplies(outcome, ctx, session.envelope.rcptTo.length).map(answer);
+  const reply = answer(replyFor(outcome, ctx));
+  if (typeof reply === 'string') return reply;
+  throw reply;
 }
+
+/** The transaction ports for the lifecycle: the mirrored next hop (relay), or one per recipient domain (mx). */
+function transactionPorts(rt: Runtime, session: SMTPServerSession, st: SessionState, opened: NextHopConnection[]): { delivery: Delivery; escalation?: Escalation; parts?: DeliveryPart[] } {
+  if (rt.config.delivery.mode !== 'mx') {
+    const delivery = sessionDelivery(rt, st);
+    return { delivery, escalation: sessionEscalation(rt, session, st, delivery, opened) };
+  }
+  const parts = st.mx ? mxParts(rt, session, st.mx) : [];
+  if (parts.length > 1) return { delivery: NO_DELIVERY, parts };
+  if (parts.length === 1) return { delivery: parts[0].delivery, escalation: parts[0].escalation };
+  return { delivery: NO_DELIVERY };
+}
+
+/** No open transaction: every recipient was refused at RCPT, or its connection died before DATA. */
+const NO_DELIVERY: Delivery = {
+  usable: () => false,
+  send: async () => ({ ok: false, failure: 'lost' }),
+};
 
 /** The session's open next-hop transaction as the lifecycle's Delivery port; failures are logged and counted here. */
 function sessionDelivery(rt: Runtime, st: SessionState): Delivery {

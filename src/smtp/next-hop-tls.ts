@@ -27,24 +27,33 @@
 import { checkServerIdentity, createSecureContext, rootCertificates, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import * as nodeTls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import type { NextHopTlsLevel } from '../config/schema';
 import type { PemFile, TlsConfig } from '../config/load';
 import type { ReplyCode } from '../errors';
+import type { TlsLevel } from '../tls/levels';
+import type { TlsaRecord } from '../tls/tlsa';
+import type { PolicySource } from '../tls/policy';
+import { verifyDane } from '../tls/dane';
+import { peerChain } from '../tls/peer-chain';
 
-export type { NextHopTlsLevel };
+/** Relay mode knows none..secure; mx delivery adds dane and dane-only (tls/policy.ts). */
+export type NextHopTlsLevel = TlsLevel;
 
-/** RFC 8460 section 4.3 result types mailveil can meet on a relay-mode next hop. */
-export type TlsFailureType = 'starttls-not-supported' | 'certificate-host-mismatch' | 'certificate-expired' | 'certificate-not-trusted' | 'validation-failure';
+/** RFC 8460 section 4.3 result types mailveil can meet on an outbound connection. */
+export type TlsFailureType = 'starttls-not-supported' | 'certificate-host-mismatch' | 'certificate-expired' | 'certificate-not-trusted' | 'validation-failure' | 'tlsa-invalid' | 'dane-required';
 export type TlsResult = 'ok' | 'downgraded' | TlsFailureType;
-/** Where the level came from: `static` is the relay-mode config (later: dane, mta-sts, a tls_policy map). */
-export type TlsPolicySource = 'static';
+/** Where the level came from: `static` is the relay-mode config or a tls_policy entry; mx delivery adds the rest. */
+export type TlsPolicySource = PolicySource;
 
 /** What one connection negotiates with, built once per process. */
 export interface NextHopTls {
   level: NextHopTlsLevel;
   source: TlsPolicySource;
-  /** The name sent as SNI (unless an IP) and matched against the certificate. */
+  /** The name sent as SNI (unless an IP) and, without `match`, matched against the certificate. */
   servername?: string;
+  /** verify/secure: the certificate must name one of these (MTA-STS: the MX host; a tls_policy `match:`). */
+  match?: string[];
+  /** dane/dane-only with usable TLSA records: the chain is judged by verifyDane(), not by the CA store. */
+  dane?: { records: TlsaRecord[]; names: string[] };
   /** CAs, client certificate: undefined at level none. */
   secureContext?: SecureContext;
   /** Identity of these settings: a pooled connection is reused only under the same key. */
@@ -68,10 +77,10 @@ export interface TlsOutcome {
 }
 
 export const mustEncrypt = (level: NextHopTlsLevel): boolean => level !== 'none' && level !== 'may';
-export const mustVerify = (level: NextHopTlsLevel): boolean => level === 'verify' || level === 'secure';
+export const mustVerify = (level: NextHopTlsLevel): boolean => level === 'verify' || level === 'secure' || level === 'dane' || level === 'dane-only';
 
 /** The store verify/secure trust when no next-hop CA is pinned: Node's default (with NODE_EXTRA_CA_CERTS) plus `extra`. */
-function defaultStorePlus(extra: string): string[] {
+export function defaultStorePlus(extra: string): string[] {
   const get = (nodeTls as { getCACertificates?: (type?: string) => string[] }).getCACertificates;
   if (get) return [...get('default'), extra];
   const out = [...rootCertificates, extra];
@@ -119,16 +128,25 @@ export function chainFailure(code: string | undefined): TlsFailureType {
 }
 
 /** A completed handshake judged against the level: what it was, and the failure if the level refuses it. */
-export function judgeHandshake(socket: TLSSocket, level: NextHopTlsLevel, name: string): { verified: boolean; failure?: TlsFailureType; reason?: string; protocol?: string; cipher?: string } {
+export function judgeHandshake(socket: TLSSocket, tls: Pick<NextHopTls, 'level' | 'match' | 'dane'>, name: string): { verified: boolean; failure?: TlsFailureType; reason?: string; protocol?: string; cipher?: string } {
+  const proto = { protocol: socket.getProtocol() ?? undefined, cipher: socket.getCipher()?.name };
+  if (tls.dane) {
+    // DANE replaces the CA store and its name rules (RFC 7672 3.1): Node's own verdict is not asked.
+    const d = verifyDane({ chain: peerChain(socket), records: tls.dane.records, names: tls.dane.names });
+    if (d.ok === true) return { ...proto, verified: true };
+    if (d.ok === 'no-usable') return { ...proto, verified: false };
+    return { ...proto, verified: false, failure: d.failure, reason: `DANE: ${d.detail}` };
+  }
   const peer: PeerCertificate | undefined = socket.getPeerCertificate();
   const chainOk = socket.authorized;
+  const names = tls.match?.length ? tls.match : [name];
   // An empty object when the server sent no certificate.
-  const nameErr = peer && peer.subject ? checkServerIdentity(name, peer) : new Error('no certificate');
-  const verified = chainOk && !nameErr;
-  const seen = { verified, protocol: socket.getProtocol() ?? undefined, cipher: socket.getCipher()?.name };
-  if (!mustVerify(level) || verified) return seen;
+  const nameOk = Boolean(peer && peer.subject) && names.some((n) => !checkServerIdentity(n, peer));
+  const verified = chainOk && nameOk;
+  const seen = { verified, ...proto };
+  if (!mustVerify(tls.level) || verified) return seen;
   if (!chainOk) return { ...seen, failure: chainFailure(String(socket.authorizationError ?? '')), reason: String(socket.authorizationError ?? 'certificate not verified') };
-  return { ...seen, failure: 'certificate-host-mismatch', reason: `certificate does not name ${name}` };
+  return { ...seen, failure: 'certificate-host-mismatch', reason: `certificate does not name ${names.join(' or ')}` };
 }
 
 /** The reply our client gets when the next hop's TLS does not meet the level (4.7.4 at encrypt, 4.7.5 above). */
@@ -143,6 +161,9 @@ export function tlsReplyCode(level: NextHopTlsLevel, failure: TlsFailureType): R
       return 'MV_TLS_CERT_UNTRUSTED';
     case 'certificate-host-mismatch':
       return 'MV_TLS_CERT_MISMATCH';
+    case 'tlsa-invalid':
+    case 'dane-required':
+      return 'MV_TLS_DANE_FAILED';
     default:
       return 'MV_TLS_FAILED';
   }

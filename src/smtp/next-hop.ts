@@ -255,7 +255,7 @@ export class NextHopConnection {
       if (e.kind === 'tls') report({ result: e.tls!.result, reason: e.message });
       throw e;
     }
-    const j = judgeHandshake(socket, level, name);
+    const j = judgeHandshake(socket, t, name);
     if (j.failure) {
       report({ result: j.failure, protocol: j.protocol, cipher: j.cipher, verified: false, reason: j.reason });
       const err = this.tlsError(j.failure, `next hop TLS certificate refused at level ${level}: ${j.reason}`);

@@ -28,6 +28,7 @@ import { handleMessage } from './handle-message';
 import { canHonourRequireTls } from './escalation';
 import { newSessionState, type SessionState } from './session-state';
 import { connectionOf, observeConnections } from './connection-hooks';
+import { mxRcpt, mxRelease } from './mx/session';
 import type { Runtime } from '../runtime';
 
 type Cb = (err?: Error | null) => void;
@@ -68,13 +69,17 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
     return st;
   };
 
-  /** Ends the mirrored transaction (if any) and hands the connection back. */
+  /** Ends the mirrored transaction(s) (if any) and hands the connections back. */
   const releaseHop = async (st: SessionState): Promise<void> => {
     const hop = st.hop;
+    const mx = st.mx;
     st.hop = undefined;
+    st.mx = undefined;
     st.accepted = 0;
     if (hop) await rt.pool.release(hop);
+    if (mx && rt.mx) await mxRelease(mx, rt.mx.destinations);
   };
+  const mxDeps = rt.mx && { destinations: rt.mx.destinations, lmtp: config.listen_protocol === 'lmtp', log, onFailure: (e: NextHopError, step: string) => rt.hopEvents.failure(e, step) };
 
   /** Runs `fn` on a pooled connection; a reused one that died while idle is replaced once. */
   const withFreshHop = async (step: string, fn: (hop: NextHopConnection) => Promise<void>): Promise<NextHopConnection> => {
@@ -99,6 +104,8 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
     banner: 'mailveil',
     logger: false,
     disableReverseLookup: true,
+    // LMTP (Postfix's lmtp client): one reply per recipient after DATA (handle-message.ts).
+    lmtp: config.listen_protocol === 'lmtp',
     useXForward: true,
     disabledCommands: config.inbound_tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hideSTARTTLS: !config.inbound_tls,
@@ -135,6 +142,14 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
     onMailFrom(address: SMTPServerAddress, session, cb: Cb) {
       if (rt.draining) return cb(replyError('MV_SHUTTING_DOWN'));
       const st = state(session);
+      if (mxDeps) {
+        // mx mode: the transactions open at the first RCPT of each recipient domain (mx/session.ts).
+        void releaseHop(st).then(() => {
+          st.mx = { from: address, dests: new Map() };
+          cb();
+        });
+        return;
+      }
       (async () => {
         // A client RSET or a second MAIL leaves our mirrored transaction open.
         await releaseHop(st);
@@ -162,6 +177,19 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
 
     onRcptTo(address: SMTPServerAddress, session, cb: Cb) {
       const st = state(session);
+      if (mxDeps) {
+        if (!st.mx) return cb(replyError('MV_NEXT_HOP_LOST'));
+        const t0 = Date.now();
+        mxRcpt(st.mx, address, mxDeps, st.gone.signal).then(
+          (err) => {
+            log.debug({ event: 'smtp', session: session.id, phase: 'rcpt', mx: err ? err.responseCode : 250, ms: Date.now() - t0 }, 'RCPT to recipient domain');
+            if (!err) st.accepted++;
+            cb(err);
+          },
+          () => cb(replyError('MV_INTERNAL')),
+        );
+        return;
+      }
       const hop = st.hop;
       if (!hop?.usable) {
         if (hop?.failureCause) rt.hopEvents.failure(hop.failureCause, 'RCPT');
@@ -195,7 +223,7 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
       rt.inflight.add(done);
       done
         .then(
-          (text) => cb(null, text),
+          (answer) => cb(null, answer as string),
           (err: SmtpError) => cb(err),
         )
         .finally(() => {

@@ -9,10 +9,13 @@
  * mid-message never has its connection reset under a running DATA.
  */
 import type { NextHopConnection } from './next-hop';
+import type { MxTransaction } from './mx/session';
 
 export interface SessionState {
   /** The next-hop connection holding the mirrored MAIL/RCPT, if a transaction is open. */
   hop?: NextHopConnection;
+  /** mx mode: the envelope's transactions, one per recipient domain. */
+  mx?: MxTransaction;
   /** Recipients the next hop accepted in this transaction. */
   accepted: number;
   /** The original client as a pseudonym, for logs. */

@@ -5,19 +5,33 @@
  * unchanged, anything else a 451 (lifecycle.ts, OUTCOMES). A value that
  * could not be redacted must not leave: the transaction is aborted and the
  * original is held instead (deliver -> hold).
+ *
+ * With several transactions (mx mode over LMTP, one per recipient domain)
+ * each gets its own pass 2 run, in parallel, and its own outcome. Pass 2
+ * is deterministic over the same spool and rule set, so a redaction that
+ * fails fails in every run, before any of them sends its final dot.
  */
 import { pass2Stream } from '../run';
 import { RedactionError } from '../../redact/error';
 import { replyClass } from '../reply';
-import type { Step } from '../message';
+import type { Delivery, Message, Step, StepResult } from '../message';
+import type { PartOutcome } from '../lifecycle';
 
 export const deliver: Step = async (m) => {
+  if (!m.parts) return deliverOne(m, m.delivery);
+  const results = await Promise.all(m.parts.map(async (p) => (p.ended ? { end: p.ended } : deliverOne(m, p.delivery))));
+  if (results.some((r) => 'next' in r)) return { next: 'hold' };
+  const parts: PartOutcome[] = m.parts.map((p, i) => ({ label: p.label, recipients: p.recipients, outcome: (results[i] as { end: PartOutcome['outcome'] }).end }));
+  return { end: { kind: 'per_recipient', parts } };
+};
+
+async function deliverOne(m: Message, delivery: Delivery): Promise<StepResult> {
   const { ctx, services } = m;
-  if (!m.delivery.usable()) return { end: { kind: 'next_hop_lost' } };
+  if (!delivery.usable()) return { end: { kind: 'next_hop_lost' } };
   const start = process.hrtime.bigint();
   let result;
   try {
-    result = await m.delivery.send(pass2Stream(ctx, m.spool, m.timings), m.client.gone);
+    result = await delivery.send(pass2Stream(ctx, m.spool, m.timings), m.client.gone);
   } finally {
     m.timings.set('pass2', Number(process.hrtime.bigint() - start) / 1e9);
   }
@@ -44,9 +58,9 @@ export const deliver: Step = async (m) => {
       replies.inc({ class: 'connection' });
       services.log.error({ id: ctx.id, err: { message: (result.cause as Error)?.message } }, 'pass 2 failed; next hop transaction aborted');
       if (result.cause instanceof RedactionError) {
-        ctx.unscannable.push('redact_failed');
+        if (!ctx.unscannable.includes('redact_failed')) ctx.unscannable.push('redact_failed');
         return { next: 'hold' };
       }
       return { end: { kind: 'internal' } };
   }
-};
+}

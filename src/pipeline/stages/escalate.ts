@@ -16,7 +16,8 @@
  * 4.2.1). No path: 451 4.7.5 (defer) or 550 5.7.10 (bounce).
  */
 import { tlsRequirement } from '../tls-requirement';
-import type { EscalationFacts, RequireTlsMode, Step } from '../message';
+import type { Delivery, Escalation, EscalationFacts, Message, RequireTlsMode, Step } from '../message';
+import type { Outcome } from '../lifecycle';
 
 export { tlsRequirement };
 
@@ -36,17 +37,37 @@ export function planEscalation(f: EscalationFacts & { esmtpRequireTls: boolean }
 }
 
 export const escalate: Step = async (m) => {
+  if (!m.parts) {
+    const r = await escalateOne(m, m.escalation);
+    if ('end' in r) return r;
+    m.delivery = r.delivery;
+    return { next: 'deliver' };
+  }
+  // mx mode over LMTP: each recipient domain finds its own verified path, or its recipients get the refusal.
+  for (const p of m.parts) {
+    if (p.ended) continue;
+    const r = await escalateOne(m, p.escalation);
+    if ('end' in r) p.ended = r.end;
+    else p.delivery = r.delivery;
+  }
+  if (m.parts.every((p) => p.ended)) return { end: { kind: 'per_recipient', parts: m.parts.map((p) => ({ label: p.label, recipients: p.recipients, outcome: p.ended! })) } };
+  return { next: 'deliver' };
+};
+
+type PartEnd = Exclude<Outcome, { kind: 'per_recipient' }>;
+
+async function escalateOne(m: Message, esc: Escalation | undefined): Promise<{ delivery: Delivery } | { end: PartEnd }> {
   const { ctx, services } = m;
-  const esc = m.escalation;
-  const plan = esc ? planEscalation({ ...esc.facts(), esmtpRequireTls: ctx.requireTls.esmtp }) : ({ path: 'none' } as const);
+  // In mx mode mailveil is the last hop that can honour it: Postfix 3.11's header means REQUIRETLS (RFC 8689 via a content filter).
+  const esmtpRequireTls = ctx.requireTls.esmtp || (ctx.config.delivery.mode === 'mx' && ctx.requireTls.header);
+  const plan = esc ? planEscalation({ ...esc.facts(), esmtpRequireTls }) : ({ path: 'none' } as const);
   const count = (result: string) => services.metrics.tlsEscalations.inc({ result });
   if (plan.path !== 'none') {
     const r = await esc!.open(plan.path, plan.requireTls);
     if (r.ok) {
-      m.delivery = r.delivery;
       ctx.tlsPath = plan.path;
       count(plan.path);
-      return { next: 'deliver' };
+      return { delivery: r.delivery };
     }
     if (r.failure === 'client_gone' || m.client.hasGone()) return { end: { kind: 'client_gone' } };
     if (r.failure === 'refused') {
@@ -64,4 +85,4 @@ export const escalate: Step = async (m) => {
   const bounce = ctx.config.tls.escalation_failure === 'bounce';
   count(bounce ? 'bounced' : 'deferred');
   return { end: { kind: bounce ? 'tls_required_bounced' : 'tls_required_deferred' } };
-};
+}
