@@ -267,7 +267,7 @@ test('paths: local_rules_dir defaults to ./rules.local.d and resolves like rules
 test('config: tls, dns, delivery and listen_protocol defaults match DESIGN.md', () => {
   const c = loadConfig(undefined, {}, '/srv');
   assert.equal(c.listen_protocol, 'smtp');
-  assert.deepEqual(c.delivery, { mode: 'relay', max_mx: 5 });
+  assert.deepEqual(c.delivery, { mode: 'relay', max_mx: 5, destination_concurrency: 20 });
   assert.deepEqual(c.dns, { servers: [{ host: '127.0.0.1', port: 53 }], timeout: 5000 });
   assert.deepEqual(c.tls, {
     next_hop: { level: 'may', ca_file: null, servername: null, cert: null, key: null },
@@ -306,8 +306,8 @@ test('config: tls.next_hop takes each level, the short form, a servername, and f
 });
 
 test('config: values whose feature this version lacks are refused with one line, never ignored', () => {
-  assert.equal(configError('delivery: { mode: mx }\n'), "delivery.mode: mx (direct delivery to each domain's MX) is not available in this version; use relay");
-  assert.equal(configError('listen_protocol: lmtp\n'), 'listen_protocol: lmtp is not available in this version; use smtp');
+  // mx delivery and LMTP are in this version.
+  assert.equal(loadConfig(withFile('delivery: { mode: mx, destination_concurrency: 4 }\nlisten_protocol: lmtp\n')).delivery.mode, 'mx');
   // tls.secure_next_hop is in this version (require_tls escalation in relay mode).
   assert.deepEqual(loadConfig(withFile('tls: { secure_next_hop: "127.0.0.1:10027" }\n')).tls.secure_next_hop, { host: '127.0.0.1', port: 10027 });
   assert.equal(configError('tls: { tlsrpt: { submit: true } }\n'), 'tls.tlsrpt.submit: submitting TLS reports is not available in this version; leave it false');
