@@ -49,13 +49,14 @@ const STS_POLICIES: Record<string, string> = {
 before(async () => {
   if (skip) return;
   pki = new TestPki('mx delivery');
-  const names = ['dane', 'danebad', 'nodane', 'bogus', 'stsok', 'stsenforce', 'ststesting', 'fallback', 'lmtpok', 'reqtls'].map((d) => `mx1.${d}.test`);
+  const names = ['dane', 'danebad', 'nodane', 'bogus', 'stsok', 'stsenforce', 'ststesting', 'fallback', 'lmtpok', 'reqtls', 'v6'].map((d) => `mx1.${d}.test`);
   const certA = pki.leaf('mx-a', { names: [...names, 'mx2.fallback.test'] });
   const certWrong = pki.leaf('mx-wrong', { names: ['someone-else.example'] });
   sinks.a = await startTlsSink({ cert: certA, host: IP.a, port: 25 });
   sinks.wrongName = await startTlsSink({ cert: certWrong, host: IP.wrongName, port: 25 });
   sinks.plain = await startTlsSink({ cert: certA, host: IP.plain, port: 25, hideSTARTTLS: true });
   sinks.noReqTls = await startTlsSink({ cert: certA, host: IP.noReqTls, port: 25, hideREQUIRETLS: true });
+  sinks.v6 = await startTlsSink({ cert: certA, host: '::1', port: 25 });
   running.push(...Object.values(sinks));
   const stsCert = pki.leaf('sts', { names: Object.keys(STS_POLICIES) });
   sts = createServer({ key: stsCert.key, cert: stsCert.chain }, (req, res) => {
@@ -83,6 +84,7 @@ before(async () => {
       { name: 'fallback.test', mode: 'unsigned', records: ['@ MX 10 mx1', `mx1 A ${IP.down}`, '@ MX 20 mx2', `mx2 A ${IP.a}`] },
       { name: 'lmtpok.test', mode: 'signed', records: mx(IP.a, `3 1 1 ${a}`) },
       { name: 'reqtls.test', mode: 'signed', records: mx(IP.noReqTls, `3 1 1 ${a}`) },
+      { name: 'v6.test', mode: 'signed', records: ['@ MX 10 mx1', 'mx1 AAAA ::1', `_25._tcp.mx1 TLSA 3 1 1 ${a}`] },
     ],
   });
   dir = mkdtempSync(join(tmpdir(), 'mv-mx-'));
@@ -228,6 +230,19 @@ test('mx: the lowest-preference MX is down -> the next one takes the message', {
   assert.equal(r.final?.code, 250, line(r.final));
   const [m] = got('a', 'fallback');
   assert.equal(m.servername, 'mx2.fallback.test');
+});
+
+test('mx: an MX with only an IPv6 address (AAAA ::1) under DANE -> delivered over IPv6', { skip }, async () => {
+  const r = await send(['uma@v6.test'], 'over v6');
+  assert.equal(r.final?.code, 250, line(r.final));
+  assert.equal(got('v6', 'over v6').length, 1);
+});
+
+test('mx: connections are reused per destination: two messages to one domain, one connection', { skip }, async () => {
+  const before = sinks.a.sessions().connections;
+  for (const n of [1, 2]) assert.equal((await send(['val@lmtpok.test'], `reuse ${n}`)).final?.code, 250);
+  assert.equal(got('a', 'reuse 1').length + got('a', 'reuse 2').length, 2);
+  assert.equal(sinks.a.sessions().connections - before, 1, 'the second message went over the idle connection');
 });
 
 test('mx over SMTP: an RCPT for a second domain gets 452 4.5.3; the first domain is delivered alone', { skip }, async () => {
