@@ -128,7 +128,6 @@ const PATH_KEYS: readonly (readonly string[])[] = [
 const NOT_YET: readonly { key: string; active(v: Record<string, any>): boolean; what: string }[] = [
   { key: 'delivery.mode', active: (v) => v.delivery.mode === 'mx', what: 'mx (direct delivery to each domain\'s MX) is not available in this version; use relay' },
   { key: 'listen_protocol', active: (v) => v.listen_protocol === 'lmtp', what: 'lmtp is not available in this version; use smtp' },
-  { key: 'tls.tlsrpt.submit', active: (v) => v.tls.tlsrpt.submit === true, what: 'submitting TLS reports is not available in this version; leave it false' },
 ];
 
 // verbose: errors carry the offending value and its schema, for the hints below.
