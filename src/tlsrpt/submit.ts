@@ -98,6 +98,7 @@ async function submitDomain(o: SubmitDayOptions, report: Rfc8460Report): Promise
   const prior = await readSent(o.stateDir, o.day, domain);
   if (typeof prior === 'string') o.log.warn({ ...base, result: 'bad-record' }, `tlsrpt: ${prior}; treated as not sent`);
   let rec: SentRecord = prior && typeof prior !== 'string' ? prior : newSentRecord(o.day, domain, report['report-id']);
+  if (rec.rua === 'none') return { domain, status: 'none', detail: rec.none_reason, targets: [] };
   if (finished(rec)) return { domain, status: 'done', targets: rec.targets.map((t) => ({ target: t.target, host: t.host, outcome: t.state === 'sent' ? 'already-sent' : 'already-given-up', result: t.result })) };
 
   const found = await lookupRua(o.dns, domain);
@@ -132,7 +133,8 @@ async function submitDomain(o: SubmitDayOptions, report: Rfc8460Report): Promise
     const d = await deliver(o, rua, report, gz);
     const state = d.kind === 'sent' ? 'sent' : d.permanent || attempts >= MAX_ATTEMPTS ? 'given-up' : 'failed';
     const next: TargetRecord = { id, ...label, state, attempts, last: now().toISOString(), result: d.result };
-    rec = { ...rec, rua: 'found', targets: [...rec.targets.filter((t) => t.id !== id), next] };
+    // In place: the record keeps the rua's order.
+    rec = { ...rec, rua: 'found', targets: entry ? rec.targets.map((t) => (t.id === id ? next : t)) : [...rec.targets, next] };
     await writeSent(o.stateDir, rec);
     const line = { ...base, ...label, result: state, answer: d.result, attempts };
     if (state === 'sent') o.log.info(line, 'tlsrpt: report sent');
