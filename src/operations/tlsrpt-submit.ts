@@ -145,6 +145,8 @@ export interface SubmitterOptions extends Omit<TlsRptSubmitOptions, 'dryRun'> {
   random?: () => number;
   /** Told when a run ends (tests). */
   onRun?: (days: DaySubmission[]) => void;
+  /** The first run's delay; default STARTUP_DELAY_MS plus up to as much again. */
+  firstRunMs?: number;
 }
 
 /**
@@ -175,7 +177,7 @@ export function startTlsRptSubmitter(o: SubmitterOptions): () => void {
     o.onRun?.(done);
     schedule(msUntilDaily(now(), DAILY_MIN_MS + Math.floor(random() * DAILY_SPREAD_MS)));
   };
-  schedule(STARTUP_DELAY_MS + Math.floor(random() * STARTUP_DELAY_MS));
+  schedule(o.firstRunMs ?? STARTUP_DELAY_MS + Math.floor(random() * STARTUP_DELAY_MS));
   return () => {
     stopped = true;
     if (timer) clearTimeout(timer);

@@ -17,9 +17,11 @@ import { DayCounts, normalise } from '../../src/tlsrpt/counts';
 import { buildReport, type Rfc8460Report } from '../../src/tlsrpt/report';
 import { isTlsRptRecord, lookupRua, MAX_RUA, parseRua, parseTlsRptRecord, type TxtLookup } from '../../src/tlsrpt/rua';
 import { composeReportMail, foldHeader, gzipReport, reportFileName } from '../../src/tlsrpt/report-mail';
-import { submitDay, type Delivery, type SubmitDayOptions } from '../../src/tlsrpt/submit';
+import { submitDay, type DaySubmission, type Delivery, type SubmitDayOptions } from '../../src/tlsrpt/submit';
 import { domainHash, lockDay, MAX_ATTEMPTS } from '../../src/tlsrpt/sent';
-import { daysToSubmit, msUntilDaily, reportSender } from '../../src/operations/tlsrpt-submit';
+import { daysToSubmit, msUntilDaily, reportSender, startTlsRptSubmitter } from '../../src/operations/tlsrpt-submit';
+import { loadConfig } from '../../src/config/load';
+import { TlsRptStore } from '../../src/tlsrpt/store';
 import { tlsrptDayDir, tlsrptSentName, TLSRPT_SEND_LOCK } from '../../src/state-layout';
 import { parseReportMail } from '../helpers/report-mail';
 import { rfc8460Errors } from '../helpers/rfc8460-schema';
@@ -333,4 +335,41 @@ test('schedule: a run covers yesterday and the day before; the daily run is the 
   assert.deepEqual(daysToSubmit(new Date('2026-03-01T23:59:59Z')), ['2026-02-27', '2026-02-28']);
   assert.equal(msUntilDaily(new Date('2026-02-01T00:10:00Z'), 15 * 60_000), (23 * 60 + 50 + 15) * 60_000);
   assert.equal(msUntilDaily(new Date('2026-02-01T23:59:00Z'), 0), 60_000);
+});
+
+test('startTlsRptSubmitter: nothing with submit: false; with submit: true one run of the last two days, then stop() ends it', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'mv-tlsrpt-timer-'));
+  dirs.push(state);
+  const now = new Date('2026-02-01T00:10:00Z');
+  const w = new TlsRptStore(state, { now: () => new Date(`${DAY}T08:00:00Z`), flushIntervalMs: 0 });
+  w.record({ policyDomain: 'b.example', policy: STS, result: 'success' });
+  await w.close();
+  const file = join(state, 'mailveil.yaml');
+  const asked: string[] = [];
+  const dns = {
+    txt: async (owner: string) => {
+      asked.push(owner);
+      return { kind: 'nxdomain' as const, secure: false };
+    },
+    addresses: async () => ({ kind: 'nxdomain' as const, secure: false }),
+  };
+  const log = { info: () => undefined, warn: () => undefined };
+  writeFileSync(file, `state_dir: ${state}\nhostname: mx-out.ours.example\n`);
+  let runs = 0;
+  const keepOff = setInterval(() => undefined, 1000);
+  const off = startTlsRptSubmitter({ config: loadConfig(file), dns, log, now: () => now, firstRunMs: 0, onRun: () => runs++ });
+  await new Promise((r) => setTimeout(r, 50));
+  off();
+  clearInterval(keepOff);
+  assert.equal(runs, 0, 'submit: false starts nothing');
+
+  writeFileSync(file, `state_dir: ${state}\nhostname: mx-out.ours.example\ntls: { tlsrpt: { submit: true } }\n`);
+  const done = new Promise<DaySubmission[]>((resolve) => {
+    const stop = startTlsRptSubmitter({ config: loadConfig(file), dns, log, now: () => now, firstRunMs: 0, random: () => 0, onRun: (d) => (stop(), resolve(d)) });
+  });
+  // The submitter's timers are unref'd: something else must keep the loop alive, as serve's listener does.
+  const keep = setInterval(() => undefined, 1000);
+  const days = await done.finally(() => clearInterval(keep));
+  assert.deepEqual(days.map((d) => [d.day, d.domains.map((x) => [x.domain, x.status])]), [['2026-01-30', []], ['2026-01-31', [['b.example', 'none']]]]);
+  assert.deepEqual(asked, ['_smtp._tls.b.example']);
 });
