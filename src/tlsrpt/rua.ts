@@ -10,7 +10,8 @@
  *                    "=" 1*(%x21-3A / %x3C / %x3E-7E)
  *
  *  - Records that do not begin with `v=TLSRPTv1;` are not TLS-RPT records
- *    and are discarded; if the number left is not exactly one, or that one
+ *    and are discarded (blanks before the `;` are taken, as field-delim
+ *    allows them); if the number left is not exactly one, or that one
  *    does not parse, the domain has no TLS-RPT (section 3). Unknown
  *    extension fields are ignored.
  *  - Only `mailto:` (one addr-spec, ASCII, RFC 6068 percent-decoded, any
