@@ -44,6 +44,9 @@ import { timeoutOrderWarnings } from './config/timeout-order';
 import { replyError } from './smtp/errors';
 import type { SmtpFront } from './smtp/server';
 import { mxRuntime } from './smtp/mx/runtime';
+import { startTlsRptSubmitter } from './operations/tlsrpt-submit';
+import { DnsClient } from './dns/client';
+import { DnsLookups } from './dns/lookups';
 
 const RELOAD_DEBOUNCE_MS = 200;
 const DRAIN_POLL_MS = 50;
@@ -68,6 +71,7 @@ export class Service {
   private retentionTimer?: NodeJS.Timeout;
   private gaugeTimer?: NodeJS.Timeout;
   private purging?: Promise<void>;
+  private stopTlsRpt?: () => void;
   private readonly now: () => Date;
   private readonly retentionIntervalMs: number;
 
@@ -158,6 +162,9 @@ export class Service {
     for (const warning of timeoutOrderWarnings(config.timeouts)) log.warn({ event: 'config_timeouts' }, warning);
     this.watchRules();
     this.startRetention();
+    // Daily RFC 8460 reports (a no-op unless tls.tlsrpt.submit); the rua TXT records come from the validating resolver.
+    const dns = this.rt.mx?.policies.lookups ?? new DnsLookups(new DnsClient({ servers: config.dns.servers, timeoutMs: config.dns.timeout }));
+    this.stopTlsRpt = startTlsRptSubmitter({ config, dns, log });
     log.info(
       {
         listen: formatEndpoint(config.listen),
@@ -209,6 +216,7 @@ export class Service {
     clearTimeout(this.reloadTimer);
     clearInterval(this.retentionTimer);
     clearInterval(this.gaugeTimer);
+    this.stopTlsRpt?.();
     const front = this.smtp;
     log.info({ event: 'drain', connections: front?.server.connections.size ?? 0 }, 'draining');
     if (front) {

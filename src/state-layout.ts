@@ -20,6 +20,8 @@
  *     exports/.sar-<16 hex>.tar.gz.tmp-<12 hex>   that archive while it is written
  *     mta-sts/policy-<32 hex>.json    a cached MTA-STS policy; the hex is sha256(domain)
  *     tlsrpt/<YYYY-MM-DD>/counts-<16 hex>.json   one writer's TLS-RPT counters for a UTC day
+ *     tlsrpt/<YYYY-MM-DD>/sent-<16 hex>.json     what was submitted of that day's report for one policy domain; the hex is sha256(domain)
+ *     tlsrpt/<YYYY-MM-DD>/.send.lock             a submission of that day in progress
  *     {quarantine,keys,audit,mta-sts,tlsrpt/<day>}/.tmp-<name>-<12 hex>  an interrupted durable write
  *
  * It imports node:path only: the lowest layer, so every store can take it.
@@ -109,6 +111,15 @@ export const TLSRPT_DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 export const tlsrptDayDir = (stateDir: string, day: string): string => join(stateDir, TLSRPT_DIR, day);
 export const tlsrptCountsName = (hex16: string): string => `counts-${hex16}.json`;
 export const TLSRPT_COUNTS_RE = /^counts-[0-9a-f]{16}\.json$/;
+/*
+ * What the submitter (tlsrpt/sent.ts) recorded per policy domain, so a run
+ * after a restart does not send twice and retries what failed; and the lock
+ * that keeps two submitters (serve's timer, `tlsrpt send`) off one day.
+ * Removed with their day folder.
+ */
+export const tlsrptSentName = (hex16: string): string => `sent-${hex16}.json`;
+export const TLSRPT_SENT_RE = /^sent-[0-9a-f]{16}\.json$/;
+export const TLSRPT_SEND_LOCK = '.send.lock';
 
 /* Durable writes (storage/durable.ts): a temp name in the target's own directory, then a rename. */
 export const TEMP_PREFIX = '.tmp-';

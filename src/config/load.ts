@@ -124,7 +124,6 @@ const PATH_KEYS: readonly (readonly string[])[] = [
  * worse than no policy (e.g. `delivery.mode: mx` would still relay).
  */
 const NOT_YET: readonly { key: string; active(v: Record<string, any>): boolean; what: string }[] = [
-  { key: 'tls.tlsrpt.submit', active: (v) => v.tls.tlsrpt.submit === true, what: 'submitting TLS reports is not available in this version; leave it false' },
 ];
 
 // verbose: errors carry the offending value and its schema, for the hints below.

@@ -185,7 +185,7 @@ export const configSchema = {
           additionalProperties: false,
           default: {},
           properties: {
-            /** Sending RFC 8460 reports (not in this version; `mailveil tlsrpt report` prints them). */
+            /** Send each finished UTC day's RFC 8460 reports to every policy domain's rua (mailto: through the next hop, https: POST). */
             submit: { type: 'boolean', default: false },
             organization: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
             contact: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },

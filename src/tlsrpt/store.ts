@@ -24,15 +24,15 @@
  * bounded by counts.ts's limits.
  *
  * Retention: purge() removes day folders older than RETENTION_DAYS (the
- * layout's names only: counts files and temp files, then the folder if it
- * is empty), and temp files over an hour old that a crash left in younger
+ * layout's names only: counts files, the submitter's sent records and lock,
+ * and temp files, then the folder if it is empty), and temp files over an hour old that a crash left in younger
  * days. serve calls it from its hourly timer.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readdir, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensurePrivateDir, fsyncDir, writeFileDurably } from '../storage/durable';
-import { TEMP_NAME_RE, TLSRPT_COUNTS_RE, TLSRPT_DAY_RE, tlsrptCountsName, tlsrptDayDir, tlsrptDir } from '../state-layout';
+import { TEMP_NAME_RE, TLSRPT_COUNTS_RE, TLSRPT_DAY_RE, TLSRPT_SEND_LOCK, TLSRPT_SENT_RE, tlsrptCountsName, tlsrptDayDir, tlsrptDir } from '../state-layout';
 import { DayCounts, normalise, parseCounts, parseDay, utcDay } from './counts';
 import type { TlsRptRecord } from './types';
 
@@ -225,7 +225,7 @@ export async function purgeDays(stateDir: string, keepDays: number, now: Date): 
     const expired = day < oldest;
     let removedHere = 0;
     for (const name of await readdir(dir)) {
-      const ours = (expired && TLSRPT_COUNTS_RE.test(name)) || TEMP_NAME_RE.test(name);
+      const ours = (expired && (TLSRPT_COUNTS_RE.test(name) || TLSRPT_SENT_RE.test(name) || name === TLSRPT_SEND_LOCK)) || TEMP_NAME_RE.test(name);
       if (!ours) continue;
       const f = await lstat(join(dir, name)).catch(() => undefined);
       if (!f?.isFile()) continue;

@@ -310,7 +310,8 @@ test('config: values whose feature this version lacks are refused with one line,
   assert.equal(loadConfig(withFile('delivery: { mode: mx, destination_concurrency: 4 }\nlisten_protocol: lmtp\n')).delivery.mode, 'mx');
   // tls.secure_next_hop is in this version (require_tls escalation in relay mode).
   assert.deepEqual(loadConfig(withFile('tls: { secure_next_hop: "127.0.0.1:10027" }\n')).tls.secure_next_hop, { host: '127.0.0.1', port: 10027 });
-  assert.equal(configError('tls: { tlsrpt: { submit: true } }\n'), 'tls.tlsrpt.submit: submitting TLS reports is not available in this version; leave it false');
+  // tls.tlsrpt.submit is in this version (daily RFC 8460 reports to each domain's rua).
+  assert.equal(loadConfig(withFile('tls: { tlsrpt: { submit: true } }\n')).tls.tlsrpt.submit, true);
   // MISS: the values this version has load.
   const c = loadConfig(withFile('delivery: { mode: relay }\nlisten_protocol: smtp\ntls: { secure_next_hop: null, tlsrpt: { submit: false, organization: Example, contact: "mailto:tls@example.com" }, escalation_failure: bounce, default_level: dane-only, dane: false, mta_sts: false }\n'));
   assert.equal(c.tls.escalation_failure, 'bounce');

@@ -56,6 +56,8 @@ test('the names under state_dir', () => {
   assert.equal(layout.stsEntryName('0123456789abcdef0123456789abcdef'), 'policy-0123456789abcdef0123456789abcdef.json');
   assert.equal(layout.tlsrptDayDir(s, '2026-01-31'), `${s}/tlsrpt/2026-01-31`);
   assert.equal(layout.tlsrptCountsName('0123456789abcdef'), 'counts-0123456789abcdef.json');
+  assert.equal(layout.tlsrptSentName('0123456789abcdef'), 'sent-0123456789abcdef.json');
+  assert.equal(layout.TLSRPT_SEND_LOCK, '.send.lock');
 });
 
 test('each name maker matches its pattern (HIT), and look-alikes do not (MISS)', () => {
@@ -69,7 +71,8 @@ test('each name maker matches its pattern (HIT), and look-alikes do not (MISS)',
     [layout.STS_ENTRY_RE, [layout.stsEntryName('0123456789abcdef0123456789abcdef')], ['policy-0123456789abcdef0123456789abcde.json', 'policy-0123456789ABCDEF0123456789ABCDEF.json', 'example.com.json']],
     [layout.TLSRPT_DAY_RE, ['2026-01-31'], ['2026-1-31', '2026-01-31.json', 'counts-0123456789abcdef.json']],
     [layout.TLSRPT_COUNTS_RE, [layout.tlsrptCountsName('0123456789abcdef')], ['counts-0123456789abcde.json', 'counts-0123456789ABCDEF.json', 'counts-0123456789abcdef.json.tmp']],
-    [layout.TEMP_NAME_RE, [tempName('ABC1'), tempName(layout.tlsrptCountsName('0123456789abcdef')), tempName(layout.keyFileName('0123456789abcdef')), tempName(layout.stsEntryName('0123456789abcdef0123456789abcdef'))], ['.tmp-ABC1', '.tmp-ABC1-0123456789a', 'tmp-ABC1-0123456789ab']],
+    [layout.TLSRPT_SENT_RE, [layout.tlsrptSentName('0123456789abcdef')], ['sent-0123456789abcde.json', 'sent-0123456789ABCDEF.json', 'counts-0123456789abcdef.json', 'sent-0123456789abcdef.json.tmp']],
+    [layout.TEMP_NAME_RE, [tempName('ABC1'), tempName(layout.tlsrptCountsName('0123456789abcdef')), tempName(layout.tlsrptSentName('0123456789abcdef')), tempName(layout.keyFileName('0123456789abcdef')), tempName(layout.stsEntryName('0123456789abcdef0123456789abcdef'))], ['.tmp-ABC1', '.tmp-ABC1-0123456789a', 'tmp-ABC1-0123456789ab']],
   ];
   for (const [re, hits, misses] of cases) {
     for (const h of hits) assert.match(h, re, h);
@@ -134,13 +137,13 @@ test('the cleanups remove only names of the layout, each in its own folder', asy
   assert.ok(removedAny >= 6, 'the cleanups ran (spool, exports, three temp files, the old audit day)');
 });
 
-test('tlsrpt/: purge removes only old day folders of the layout, and in them only counts and temp files', async () => {
+test('tlsrpt/: purge removes only old day folders of the layout, and in them only counts, sent records, the send lock and temp files', async () => {
   const state = mkdtempSync(join(tmpdir(), 'mv-layout-'));
   dirs.push(state);
   const top = layout.tlsrptDir(state);
   const hex12 = '0123456789ab';
   const hex16 = '0123456789abcdef';
-  const own = [layout.tlsrptCountsName(hex16), layout.tempFileName(layout.tlsrptCountsName(hex16), hex12)];
+  const own = [layout.tlsrptCountsName(hex16), layout.tempFileName(layout.tlsrptCountsName(hex16), hex12), layout.tlsrptSentName(hex16), layout.TLSRPT_SEND_LOCK];
   // Each old day folder also holds names that are not the layout's there.
   const foreign = ['notes.txt', layout.stsEntryName(hex16 + hex16), layout.auditFileName('2001-01-01'), '2001-01-01'];
   for (const day of ['2001-01-01', '2001-01-02']) {

@@ -7,16 +7,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { join } from 'node:path';
-import Ajv from 'ajv';
 import { DayCounts, MAX_FAILURE_ROWS, normalise } from '../../src/tlsrpt/counts';
 import { buildReport, reportDomains, type Rfc8460Report } from '../../src/tlsrpt/report';
 import type { ResultType, TlsRptRecord } from '../../src/tlsrpt/types';
 import type { TlsRptFailureType } from '../../src/mta-sts/types';
 import type { DaneFailure } from '../../src/tls/dane';
-import { TEST_DIR } from '../helpers/paths';
+import { validateRfc8460 } from '../helpers/rfc8460-schema';
 
 // The failure types the DANE and MTA-STS code give are result types of the report.
 const _sts: ResultType = '' as TlsRptFailureType;
@@ -24,17 +20,7 @@ const _dane: ResultType = '' as DaneFailure;
 void _sts;
 void _dane;
 
-const schema = JSON.parse(readFileSync(join(TEST_DIR, 'fixtures', 'tlsrpt', 'rfc8460-report.schema.json'), 'utf8'));
-const ajv = new Ajv({ strict: true, allErrors: true });
-// RFC 3339 5.6 date-time.
-ajv.addFormat('date-time', (v: string) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(v) && Number.isFinite(Date.parse(v)));
-// RFC 5322 addr-spec, dot-atom form.
-ajv.addFormat('email', /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/);
-ajv.addFormat('hostname', /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/);
-// IPv4 dot-decimal, or IPv6 in its RFC 5952 form (lower case, compressed).
-ajv.addFormat('ip', (v: string) => isIP(v) === 4 || (isIP(v) === 6 && new URL(`http://[${v}]/`).hostname === `[${v}]`));
-ajv.addFormat('uri', (v: string) => URL.canParse(v));
-const validate = ajv.compile(schema);
+const validate = validateRfc8460;
 
 function assertValid(report: unknown): void {
   const ok = validate(report);
