@@ -5,6 +5,8 @@
  *   client ─► public smtpd 127.0.0.1:publicPort
  *              └ content_filter = scan:[127.0.0.1]:<filter>   (optional)
  *                 scan unix smtp (XFORWARD on, no MIME downgrade) ─► the filter (mailveil)
+ *                 (scanCommand: 'lmtp' makes it `scan unix lmtp`: mailveil in
+ *                 LMTP mode, one reply per recipient after DATA)
  *   filter ─► reinjection smtpd 127.0.0.1:reinjectPort (content_filter=, no checks)
  *   Postfix ─► relayhost [127.0.0.1]:<smtp-sink>   (final delivery)
  *
@@ -69,6 +71,14 @@ export interface PostfixOptions {
   reinjectOptions?: Record<string, string>;
   /** Extra -o overrides for the scan transport (Postfix's smtp client towards the filter). */
   scanOptions?: Record<string, string>;
+  /**
+   * The scan transport's client: 'smtp' (default, DESIGN.md's relay layout)
+   * or 'lmtp' (mailveil with `listen_protocol: lmtp`, typically in
+   * `delivery.mode: mx`): Postfix's lmtp client reads one reply per
+   * recipient after DATA and defers only the recipients that got a 4xx.
+   * The XFORWARD option is then lmtp_send_xforward_command.
+   */
+  scanCommand?: 'smtp' | 'lmtp';
   /** Keep config/queue/log after stop() (default: env MAILVEIL_TEST_KEEP=1). */
   keep?: boolean;
 }
@@ -224,6 +234,7 @@ function postfixIds(): { uid: number; gid: number } {
 function masterCf(o: {
   name: string; publicPort: number; reinjectPort: number;
   publicOptions: Record<string, string>; reinjectOptions: Record<string, string>; scanOptions: Record<string, string>;
+  scanCommand: 'smtp' | 'lmtp';
 }): string {
   // Values with whitespace need Postfix 3.0's "-o { name = value }" form.
   const opts = (r: Record<string, string>) =>
@@ -248,10 +259,10 @@ function masterCf(o: {
       mynetworks: '127.0.0.0/8',
       ...o.reinjectOptions,
     }),
-    // DESIGN.md filter transport: Postfix's smtp client towards mailveil.
-    svc('scan unix - - n - 10 smtp', {
+    // DESIGN.md filter transport: Postfix's smtp (or lmtp) client towards mailveil.
+    svc(`scan unix - - n - 10 ${o.scanCommand}`, {
       syslog_name: `${o.name}/scan`,
-      smtp_send_xforward_command: 'yes',
+      [`${o.scanCommand}_send_xforward_command`]: 'yes',
       disable_mime_output_conversion: 'yes',
       ...o.scanOptions,
     }),
@@ -389,6 +400,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
   writeFileSync(join(configDir, 'master.cf'), masterCf({
     name, publicPort, reinjectPort,
     publicOptions: opts.publicOptions ?? {}, reinjectOptions: opts.reinjectOptions ?? {}, scanOptions: opts.scanOptions ?? {},
+    scanCommand: opts.scanCommand ?? 'smtp',
   }));
 
   let started = false;
