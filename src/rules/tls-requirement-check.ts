@@ -34,3 +34,17 @@ export function tlsRequirementWarning(
     'Set tls.secure_next_hop, or tls.next_hop.level to verify or secure'
   );
 }
+
+/**
+ * For `serve`, at start and after each successful reload: logs the warning
+ * once (event `rules_tls_requirement`), if there is one. Returns it.
+ */
+export function logTlsRequirementWarning(
+  log: { warn(obj: object, msg: string): void },
+  rules: Pick<RuleSet, 'rules'>,
+  config: Parameters<typeof tlsRequirementWarning>[1],
+): string | undefined {
+  const warning = tlsRequirementWarning(rules, config);
+  if (warning) log.warn({ event: 'rules_tls_requirement', tls: 'verified-required' }, warning);
+  return warning;
+}

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tlsRequirementWarning } from '../../src/rules/tls-requirement-check';
+import { logTlsRequirementWarning, tlsRequirementWarning } from '../../src/rules/tls-requirement-check';
 
 type Rule = { id: string; action: 'monitor' | 'tag' | 'redact' | 'quarantine' | 'reject' | 'tempfail'; require_tls?: 'verified' };
 const set = (...rules: Rule[]) => ({ rules }) as unknown as Parameters<typeof tlsRequirementWarning>[0];
@@ -48,4 +48,14 @@ test('MISS: no require_tls rule, only a monitor one (it never bites), or mx mode
   assert.equal(tlsRequirementWarning(set({ id: 'card', action: 'monitor', require_tls: 'verified' }), cfg()), undefined);
   assert.equal(tlsRequirementWarning(set(), cfg()), undefined);
   assert.equal(tlsRequirementWarning(set(card), cfg({ mode: 'mx' })), undefined);
+});
+
+test('logTlsRequirementWarning: one warn line with its event when there is a warning, none otherwise', () => {
+  const lines: [object, string][] = [];
+  const log = { warn: (o: object, m: string) => void lines.push([o, m]) };
+  assert.ok(logTlsRequirementWarning(log, set(card), cfg()));
+  assert.equal(logTlsRequirementWarning(log, set(card), cfg({ level: 'verify' })), undefined);
+  assert.equal(lines.length, 1);
+  assert.deepEqual(lines[0][0], { event: 'rules_tls_requirement', tls: 'verified-required' });
+  assert.match(lines[0][1], /^rule card requires verified TLS/);
 });
