@@ -122,6 +122,12 @@ export const CATALOGUE = {
   MV_RELEASE_REFUSED: { summary: 'the next hop refused the released message; the entry is kept', http: 502, exit: FAIL, line: true },
   MV_RELEASE_CORRUPT: { summary: 'the entry could not be read during the release; nothing was delivered', ...operator },
   MV_RELEASE_CLEANUP: { summary: 'the message was released but removing the entry failed (`quarantine delete` it)', ...operator },
+  MV_RELEASE_TLS_REQUIRED: {
+    summary: 'the held message may leave only over verified TLS (a `require_tls: verified` rule fired, or REQUIRETLS) and there is no verified path: `tls.next_hop.level` is not verify/secure and `tls.secure_next_hop` is unset, fails verification, or lacks REQUIRETLS the message arrived with; nothing sent, the entry is kept',
+    http: 409,
+    exit: FAIL,
+    line: true,
+  },
   MV_RELEASE_REWRITE: { summary: 'the released message cannot be produced (redaction or header anonymisation cannot be applied); nothing sent', http: 409, exit: FAIL, line: true },
 
   // Everything else.

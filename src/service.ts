@@ -44,6 +44,7 @@ import { timeoutOrderWarnings } from './config/timeout-order';
 import { replyError } from './smtp/errors';
 import type { SmtpFront } from './smtp/server';
 import { mxRuntime } from './smtp/mx/runtime';
+import { logTlsRequirementWarning } from './rules/tls-requirement-check';
 import { startTlsRptSubmitter } from './operations/tlsrpt-submit';
 import { DnsClient } from './dns/client';
 import { DnsLookups } from './dns/lookups';
@@ -160,6 +161,7 @@ export class Service {
     server.on('error', (err) => log.error({ err: { message: err.message } }, 'smtp server error'));
     this.listening = true;
     for (const warning of timeoutOrderWarnings(config.timeouts)) log.warn({ event: 'config_timeouts' }, warning);
+    logTlsRequirementWarning(log, this.ruleSet, config);
     this.watchRules();
     this.startRetention();
     // Daily RFC 8460 reports (a no-op unless tls.tlsrpt.submit); the rua TXT records come from the validating resolver.
@@ -189,6 +191,7 @@ export class Service {
       this.ruleSet = loadRuleSet(this.rt.config.rules_dir, this.rt.config.local_rules_dir);
       metrics.rulesReload.inc({ result: 'ok' });
       log.info({ event: 'rules_reload', trigger, result: 'ok', files: this.ruleSet.files.length, rules: this.ruleSet.rules.length }, 'rules reloaded');
+      logTlsRequirementWarning(log, this.ruleSet, this.rt.config);
       return true;
     } catch (err) {
       metrics.rulesReload.inc({ result: 'error' });

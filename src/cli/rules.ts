@@ -13,6 +13,7 @@ import { analyse } from '../pipeline/run';
 import { Pseudonymiser } from '../privacy/pseudonym';
 import { exitCodeOf } from '../errors';
 import { UserError } from './errors';
+import { tlsRequirementWarning } from '../rules/tls-requirement-check';
 import { CONFIG_HELP, loadInstanceConfig } from './instance';
 
 const RULES_HELP = 'rules directory (default from config, else ./rules.d)';
@@ -79,7 +80,10 @@ export function registerRules(program: Command): void {
       const { config } = loadInstanceConfig(o.config, { rules_dir: o.rules, local_rules_dir: o.localRules });
       try {
         const set = loadRuleSet(config.rules_dir, config.local_rules_dir);
-        process.stdout.write(o.json ? JSON.stringify(setJson(set), null, 2) + '\n' : setText(set));
+        // The set loads, but a require_tls rule without a verified path defers all it fires on: said, not refused (exit 0).
+        const warning = tlsRequirementWarning(set, config);
+        process.stdout.write(o.json ? JSON.stringify({ ...setJson(set), warnings: warning ? [warning] : [] }, null, 2) + '\n' : setText(set));
+        if (warning && !o.json) process.stderr.write(`mailveil: warning: ${warning}\n`);
       } catch (err) {
         if (!(err instanceof RuleSetError)) throw err;
         process.stdout.write(o.json ? JSON.stringify({ ok: false, errors: err.errors }, null, 2) + '\n' : err.errors.map(formatRuleError).join('\n') + '\n');

@@ -10,7 +10,9 @@
  *  - showEntry: the summary, the findings and the header section with the
  *    fields the findings point at masked (quarantine/header-view.ts). The
  *    whole entry is read, so a tampered one fails before anything shows.
- *  - releaseEntry: release.ts, with the instance's next hop and pseudonym key.
+ *  - releaseEntry: release.ts, with the instance's next hop (and
+ *    tls.secure_next_hop, for a message that needs verified TLS) and
+ *    pseudonym key.
  *  - deleteEntry: one entry, audited with its subjects and rule ids so subject
  *    access finds the event later; an entry whose metadata cannot be read
  *    can still be deleted (the event says so), an unknown or malformed id not.
@@ -19,13 +21,13 @@
  * own (QuarantineError: NOT_FOUND, BAD_ID, CORRUPT...; ReleaseError;
  * AuditError): each front maps them to its exit code or HTTP status.
  */
-import { formatEndpoint } from '../config/address';
 import { Pseudonymiser } from '../privacy/pseudonym';
 import { isQuarantineError } from '../quarantine/errors';
 import { collectHeader, headerView } from '../quarantine/header-view';
 import { purgeExpired } from '../quarantine/retention';
 import type { RuleDefinition, RuleSet } from '../rules/types';
 import { nextHopOptions } from '../smtp/next-hop';
+import { secureNextHopOptions } from '../smtp/escalation';
 import type { Reply } from '../pipeline/reply';
 import type { OperationContext } from './context';
 import { entryDetail, listItem, type EntryDetail, type EntryListItem } from './entry-view';
@@ -75,7 +77,7 @@ export interface ReleaseRequest {
 
 export interface ReleasedEntry {
   id: string;
-  /** Where it went (config.next_hop, host:port). */
+  /** Where it went (config.next_hop, or tls.secure_next_hop for a message that needs verified TLS; host:port). */
   nextHop: string;
   rcpts: number;
   size: number;
@@ -92,6 +94,7 @@ export async function releaseEntry(ctx: OperationContext, id: string, req: Relea
       audit: ctx.audit,
       actor: ctx.actor,
       nextHop: nextHopOptions(config),
+      secureNextHop: secureNextHopOptions(config),
       config,
       rules: req.rules,
       // The key serve pseudonymises with, so the hop sees the pseudonyms it sees on every other message.
@@ -100,7 +103,7 @@ export async function releaseEntry(ctx: OperationContext, id: string, req: Relea
     },
     id,
   );
-  return { id: r.id, nextHop: formatEndpoint(config.next_hop), rcpts: r.rcpts, size: r.size, reply: r.reply };
+  return { id: r.id, nextHop: r.nextHop, rcpts: r.rcpts, size: r.size, reply: r.reply };
 }
 
 export interface DeletedEntry {

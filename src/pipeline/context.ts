@@ -54,9 +54,10 @@ export interface MessageContext {
   /**
    * Set when the message is a release from quarantine (src/operations/release.ts): the
    * verdict header then says `released; rules=<these ids>`, whatever
-   * `verdict.action` tells the other stages to do.
+   * `verdict.action` tells the other stages to do; `tlsRequired` adds
+   * `; tls=verified-required` (the release keeps to a verified path).
    */
-  released?: { rules: string[] };
+  released?: { rules: string[]; tlsRequired?: boolean };
   /**
    * The envelope as received (addresses, parameters, the original client), or
    * undefined where there is none (`rules test`, a release). Only the

@@ -41,6 +41,17 @@ export interface QuarantineEnvelope {
   client?: Record<string, string | false>;
 }
 
+/**
+ * The message may leave only over verified TLS (issue 10; RFC 8689), so a
+ * release must keep to a verified path too. `why` in words, never values;
+ * `esmtp`: REQUIRETLS came on MAIL FROM, so the hop must also advertise
+ * REQUIRETLS (RFC 8689 section 4.2.1).
+ */
+export interface QuarantineTlsRequirement {
+  why: 'rule' | 'requiretls';
+  esmtp: boolean;
+}
+
 export interface QuarantineMeta {
   /** Given by the caller (mailveil's message id, [0-9A-Z]+). */
   id: string;
@@ -63,6 +74,8 @@ export interface QuarantineMeta {
   subjects: string[];
   /** The original envelope; absent in entries written before release existed (those cannot be released). */
   envelope?: QuarantineEnvelope;
+  /** Set when the message needed verified TLS at hold time; absent otherwise, and in entries written before it was stored. */
+  requireTls?: QuarantineTlsRequirement;
 }
 
 /** One readable entry in list(): the metadata minus findings, subjects and envelope, plus the key it is encrypted under. */
@@ -135,6 +148,12 @@ export function checkMeta(v: unknown, where: 'put' | 'read'): QuarantineMeta {
     subjects: strs('subjects'),
   };
   if (o.envelope !== undefined) meta.envelope = checkEnvelope(o.envelope, where);
+  if (o.requireTls !== undefined) {
+    const t = (typeof o.requireTls === 'object' && o.requireTls !== null ? o.requireTls : fail(where, 'requireTls')) as Record<string, unknown>;
+    if (t.why !== 'rule' && t.why !== 'requiretls') fail(where, 'requireTls.why');
+    if (typeof t.esmtp !== 'boolean') fail(where, 'requireTls.esmtp');
+    meta.requireTls = { why: t.why, esmtp: t.esmtp };
+  }
   return meta;
 }
 

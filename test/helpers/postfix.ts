@@ -79,6 +79,15 @@ export interface PostfixOptions {
    * The XFORWARD option is then lmtp_send_xforward_command.
    */
   scanCommand?: 'smtp' | 'lmtp';
+  /**
+   * master.cf text appended after the generated services (a second
+   * reinjection listener, an extra transport), verbatim; a function gets
+   * the instance name, for `syslog_name` values. Used to run README
+   * snippets exactly as written.
+   */
+  extraMasterCf?: string | ((name: string) => string);
+  /** Ports of listeners in extraMasterCf that must greet before start() and restart() resolve. */
+  extraListenPorts?: number[];
   /** Keep config/queue/log after stop() (default: env MAILVEIL_TEST_KEEP=1). */
   keep?: boolean;
 }
@@ -123,7 +132,7 @@ export interface PostfixInstance {
    * Resolves once `postfix status` says it is down (bounded).
    */
   halt(how?: 'stop' | 'abort'): Promise<void>;
-  /** `postfix start` again after halt(); resolves once both smtpd listeners greet. */
+  /** `postfix start` again after halt(); resolves once both smtpd listeners (and extraListenPorts) greet. */
   restart(): Promise<void>;
   /** pid of the running master, or undefined. */
   masterPid(): number | undefined;
@@ -397,11 +406,13 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     name, queueDir, dataDir, logFile, relayPort: opts.relayPort, contentFilter: opts.contentFilter,
     relayDomains: opts.relayDomains ?? ['dest.example'], extra: opts.main ?? {},
   }));
+  const extra = typeof opts.extraMasterCf === 'function' ? opts.extraMasterCf(name) : opts.extraMasterCf;
   writeFileSync(join(configDir, 'master.cf'), masterCf({
     name, publicPort, reinjectPort,
     publicOptions: opts.publicOptions ?? {}, reinjectOptions: opts.reinjectOptions ?? {}, scanOptions: opts.scanOptions ?? {},
     scanCommand: opts.scanCommand ?? 'smtp',
-  }));
+  }) + (extra ? `# extraMasterCf\n${extra.replace(/\n?$/, '\n')}` : ''));
+  const listenPorts = [publicPort, reinjectPort, ...(opts.extraListenPorts ?? [])];
 
   let started = false;
   let removed = false;
@@ -437,12 +448,11 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     if (start.code !== 0) {
       throw new Error(`postfix -c ${configDir} start failed (exit ${start.code}):\n${start.stdout}${start.stderr}\n--- ${logFile} ---\n${logTail()}`);
     }
-    await waitForSmtpBanner(publicPort, 15_000).catch((e: Error) => {
-      throw new Error(`${e.message}\n--- ${logFile} ---\n${logTail()}`);
-    });
-    await waitForSmtpBanner(reinjectPort, 15_000).catch((e: Error) => {
-      throw new Error(`${e.message}\n--- ${logFile} ---\n${logTail()}`);
-    });
+    for (const p of listenPorts) {
+      await waitForSmtpBanner(p, 15_000).catch((e: Error) => {
+        throw new Error(`${e.message}\n--- ${logFile} ---\n${logTail()}`);
+      });
+    }
   } catch (e) {
     cleanupSync();
     unregister();
@@ -511,7 +521,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
       if (r.code !== 0) {
         throw new Error(`postfix -c ${configDir} start failed (exit ${r.code}):\n${r.stdout}${r.stderr}\n--- ${logFile} ---\n${logTail()}`);
       }
-      for (const p of [publicPort, reinjectPort]) {
+      for (const p of listenPorts) {
         await waitForSmtpBanner(p, 15_000).catch((e: Error) => {
           throw new Error(`${e.message}\n--- ${logFile} ---\n${logTail()}`);
         });

@@ -485,3 +485,21 @@ test('rules check lists tls_policy entries with their level, layer and file:line
   const tls = JSON.parse(j.out).tls_policy;
   assert.deepEqual(tls[0], { domain: 'example.com', level: 'dane-only', layer: 'local', file: join(local, '10-tls.yaml'), line: 2, replaces: `${join(shipped, '10-tls.yaml')}:2` });
 });
+
+test('rules check: a require_tls rule with no verified path (relay mode) is one warning on stderr, still exit 0; with secure_next_hop none', async () => {
+  const dir = tempDir('mv-rules-tls-');
+  writeFileSync(join(dir, '10-card.yaml'), 'rules:\n  - id: card\n    detector: credit_card\n    action: redact\n    require_tls: verified\n');
+  const local = join(dir, 'no-local');
+  let r = await run('rules', 'check', '--rules', dir, '--local-rules', local);
+  assert.equal(r.code, 0, show(r));
+  assert.match(r.out, /^ok: 1 files, 1 rules\n/);
+  assert.match(r.err, /^mailveil: warning: rule card requires verified TLS \(require_tls: verified\), but there is no verified path: .*tls\.next_hop\.level is may; .*\n$/);
+  const json = await run('rules', 'check', '--rules', dir, '--local-rules', local, '--json');
+  assert.equal(json.err, '');
+  assert.match(JSON.parse(json.out).warnings[0], /^rule card requires verified TLS/);
+  const cfgDir = tempDir('mv-rules-tls-cfg-');
+  writeFileSync(join(cfgDir, 'mailveil.yaml'), 'tls:\n  secure_next_hop: 127.0.0.1:10027\n');
+  r = await run('rules', 'check', '--config', join(cfgDir, 'mailveil.yaml'), '--rules', dir, '--local-rules', local);
+  assert.equal(r.code, 0, show(r));
+  assert.equal(r.err, '', 'a verified path exists: no warning');
+});

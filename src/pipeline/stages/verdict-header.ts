@@ -23,7 +23,7 @@ export function verdictHeaderValue(ctx: MessageContext): string {
   const monitorOnly = new Set(ctx.rules.rules.filter((r) => r.action === 'monitor').map((r) => r.id));
   const action = ctx.released ? 'released' : ctx.verdict.action === 'monitor' ? 'pass' : ctx.verdict.action;
   const rules = ctx.released ? ctx.released.rules : ctx.verdict.rules;
-  const tls = !ctx.released && tlsRequirement(ctx) ? '; tls=verified-required' : '';
+  const tls = (ctx.released ? ctx.released.tlsRequired : tlsRequirement(ctx)) ? '; tls=verified-required' : '';
   return `${action}; rules=${rules.filter((id) => !monitorOnly.has(id)).join(',')}${tls}`;
 }
 
