@@ -64,6 +64,8 @@ export type Outcome =
   | { kind: 'tls_required_deferred' }
   | { kind: 'tls_required_bounced' }
   | { kind: 'client_gone' }
+  /** mx mode: the recipient domain's TLS policy (DANE, MTA-STS) could not be met, and the message does not say TLS-Required: No. */
+  | { kind: 'recipient_tls_policy'; code: ReplyCode }
   /** mx mode over LMTP: one transaction per recipient domain, each with its own outcome (one reply per recipient). */
   | { kind: 'per_recipient'; parts: PartOutcome[] };
 
@@ -91,13 +93,13 @@ export const STEPS = {
   escalate: {
     does: 'verified TLS required (a require_tls rule fired, REQUIRETLS or Require-TLS-ESMTP): the mirrored hop if verified, else tls.secure_next_hop with the envelope replayed',
     next: ['deliver'],
-    ends: ['tls_required_deferred', 'tls_required_bounced', 'next_hop_deferred', 'next_hop_lost', 'client_gone', 'per_recipient'],
+    ends: ['tls_required_deferred', 'tls_required_bounced', 'next_hop_deferred', 'next_hop_lost', 'client_gone', 'per_recipient', 'recipient_tls_policy'],
   },
   hold: { does: 'the original into the quarantine; 250 once the entry is durable', next: [], ends: ['held', 'no_space', 'quarantine_unavailable'] },
   deliver: {
-    does: "pass 2: spool -> rewriters -> next hop; its answer to the final '.' is ours",
+    does: "pass 2: spool -> rewriters -> next hop; its answer to the final '.' is ours (mx: a domain whose DANE/MTA-STS policy failed at RCPT goes at level may only with TLS-Required: No)",
     next: ['hold'],
-    ends: ['delivered', 'next_hop_refused', 'next_hop_deferred', 'next_hop_lost', 'next_hop_timeout', 'internal', 'client_gone', 'per_recipient'],
+    ends: ['delivered', 'next_hop_refused', 'next_hop_deferred', 'next_hop_lost', 'next_hop_timeout', 'internal', 'client_gone', 'per_recipient', 'recipient_tls_policy'],
   },
 } as const satisfies Record<string, { does: string; next: readonly string[]; ends: readonly OutcomeKind[] }>;
 
@@ -126,7 +128,8 @@ export type ReplySource =
   | { from: 'rule'; fallback: ReplyCode }
   | { from: 'next-hop' }
   | { from: 'deferred' }
-  | { from: 'per-recipient' };
+  | { from: 'per-recipient' }
+  | { from: 'outcome-code' };
 
 /** Each outcome's reply and the `verdict` label messages_total and the log carry for it (`action` = the verdict's action). */
 export const OUTCOMES: Record<OutcomeKind, { reply: ReplySource; verdict: string | 'action' }> = {
@@ -148,6 +151,7 @@ export const OUTCOMES: Record<OutcomeKind, { reply: ReplySource; verdict: string
   // Never sent: the client has gone. The catalogue entry is what a reply would have said.
   client_gone: { reply: { from: 'catalogue', code: 'MV_NEXT_HOP_LOST' }, verdict: 'aborted' },
   per_recipient: { reply: { from: 'per-recipient' }, verdict: 'action' },
+  recipient_tls_policy: { reply: { from: 'outcome-code' }, verdict: 'error' },
 };
 
 function describeReply(r: ReplySource): string {
@@ -164,6 +168,8 @@ function describeReply(r: ReplySource): string {
       return "the next hop's 5xx, unchanged";
     case 'deferred':
       return "MV_NEXT_HOP_DEFERRED, with the next hop's reply";
+    case 'outcome-code':
+      return 'the catalogue entry the outcome names (MV_MX_TLS_POLICY, MV_TLS_*)';
     case 'per-recipient':
       return "LMTP: each recipient its domain's outcome's reply (mx mode, several recipient domains)";
   }

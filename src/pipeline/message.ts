@@ -16,6 +16,7 @@ import type { MessageContext } from './context';
 import type { Spool } from './spool';
 import type { StageTimings } from './run';
 import type { Outcome, StepName } from './lifecycle';
+import type { ReplyCode } from '../errors';
 
 /** The process-wide services a step may use (a subset of the Runtime). */
 export interface Services {
@@ -102,6 +103,13 @@ export interface DeliveryPart {
   delivery: Delivery;
   escalation?: Escalation;
   ended?: Exclude<Outcome, { kind: 'per_recipient' }>;
+  /**
+   * mx mode: the domain's DANE or MTA-STS policy could not be met when its
+   * RCPTs came (they were accepted provisionally). The message goes there
+   * only if it says `TLS-Required: No` (RFC 8689 5), over a connection at
+   * level may opened by relax(); otherwise its recipients get `code`.
+   */
+  policyFailure?: { code: ReplyCode; relax(): Promise<EscalationOpen> };
 }
 
 export interface Message {

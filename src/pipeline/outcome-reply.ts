@@ -35,10 +35,13 @@ export function replyFor(outcome: Outcome, ctx: MessageContext): FinalReply {
     case 'next-hop': {
       return passedBack((outcome as Extract<Outcome, { kind: 'next_hop_refused' }>).reply);
     }
+    case 'outcome-code':
+      return smtpReplyOf((outcome as Extract<Outcome, { kind: 'recipient_tls_policy' }>).code);
     case 'per-recipient': {
       // The message as a whole (the log's `reply`): 250 when any domain took it, else the first refusal.
       const parts = (outcome as Extract<Outcome, { kind: 'per_recipient' }>).parts;
       const replies = parts.map((p) => replyFor(p.outcome, ctx));
+      if (parts.length === 1) return replies[0];
       const ok = replies.find((r) => r.code < 300);
       return ok ? { code: 250, text: `2.0.0 Ok: per-recipient replies for ${ctx.id}` } : replies[0];
     }

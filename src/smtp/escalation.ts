@@ -38,9 +38,13 @@ export function secureNextHopOptions(config: Config): NextHopOptions | undefined
   };
 }
 
-/** True when inbound REQUIRETLS can be honoured: some verified path exists by configuration. */
+/**
+ * True when inbound REQUIRETLS can be honoured: some verified path exists by
+ * configuration. In mx mode each recipient domain's own verified policy is
+ * that path (a domain without one gets 4.7.5 for that message).
+ */
 export function canHonourRequireTls(config: Config): boolean {
-  return config.tls.secure_next_hop !== null || mustVerify(config.tls.next_hop.level);
+  return config.delivery.mode === 'mx' || config.tls.secure_next_hop !== null || mustVerify(config.tls.next_hop.level);
 }
 
 /** Sends XFORWARD, MAIL FROM (with REQUIRETLS when asked) and every accepted RCPT; the first refusal, if any. */

@@ -119,10 +119,8 @@ function transactionPorts(rt: Runtime, session: SMTPServerSession, st: SessionSt
     const delivery = sessionDelivery(rt, st);
     return { delivery, escalation: sessionEscalation(rt, session, st, delivery, opened) };
   }
-  const parts = st.mx ? mxParts(rt, session, st.mx) : [];
-  if (parts.length > 1) return { delivery: NO_DELIVERY, parts };
-  if (parts.length === 1) return { delivery: parts[0].delivery, escalation: parts[0].escalation };
-  return { delivery: NO_DELIVERY };
+  // One part per recipient domain (one over SMTP); the steps settle each (pipeline/parts.ts).
+  return { delivery: NO_DELIVERY, parts: st.mx ? mxParts(rt, session, st.mx) : [] };
 }
 
 /** No open transaction: every recipient was refused at RCPT, or its connection died before DATA. */

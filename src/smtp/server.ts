@@ -261,6 +261,10 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
     },
     command(session, verb) {
       log.trace({ event: 'smtp', session: session.id, command: verb }, 'command');
+      // smtp-server calls no handler for RSET. In mx mode an open transaction holds a slot of
+      // its domain's concurrency limit, so it ends here rather than at the next MAIL or QUIT.
+      const st = sessions.get(session.id);
+      if (verb === 'RSET' && mxDeps && st?.mx && !st.busy) void releaseHop(st);
     },
   });
   return { server, sessions, kick };

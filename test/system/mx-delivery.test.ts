@@ -44,6 +44,7 @@ const STS_POLICIES: Record<string, string> = {
   'mta-sts.stsok.test': 'version: STSv1\nmode: enforce\nmx: mx1.stsok.test\nmax_age: 86400\n',
   'mta-sts.stsenforce.test': 'version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n',
   'mta-sts.ststesting.test': 'version: STSv1\nmode: testing\nmx: *.elsewhere.test\nmax_age: 86400\n',
+  'mta-sts.shared.test': 'version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n',
 };
 
 before(async () => {
@@ -84,6 +85,8 @@ before(async () => {
       { name: 'fallback.test', mode: 'unsigned', records: ['@ MX 10 mx1', `mx1 A ${IP.down}`, '@ MX 20 mx2', `mx2 A ${IP.a}`] },
       { name: 'lmtpok.test', mode: 'signed', records: mx(IP.a, `3 1 1 ${a}`) },
       { name: 'reqtls.test', mode: 'signed', records: mx(IP.noReqTls, `3 1 1 ${a}`) },
+      // Same MX host as dane.test, but an MTA-STS policy (enforce) whose patterns it does not match.
+      { name: 'shared.test', mode: 'unsigned', records: ['@ MX 10 mx1.dane.test.', '_mta-sts TXT "v=STSv1; id=1"', `mta-sts A ${IP.sts}`] },
       { name: 'v6.test', mode: 'signed', records: ['@ MX 10 mx1', 'mx1 AAAA ::1', `_25._tcp.mx1 TLSA 3 1 1 ${a}`] },
     ],
   });
@@ -153,17 +156,18 @@ test('mx: DANE-EE match (signed zone, 3 1 1) -> delivered over TLS, policy sourc
   assert.ok(Number(await metricValue(mv.metricsPort, 'mailveil_tls_outbound_total', { policy: 'dane', result: 'ok' })) >= 1);
 });
 
-test('mx: DANE-EE mismatch -> 451 4.7.5 at RCPT, nothing delivered', { skip }, async () => {
+test('mx: DANE-EE mismatch -> 451 4.7.5 after DATA (only the header could have said TLS-Required: No), nothing delivered', { skip }, async () => {
   const r = await send(['bob@danebad.test'], 'dane bad');
-  assert.equal(r.rcpt[0].code, 451, line(r.rcpt[0]));
-  assert.match(r.rcpt[0].text, /^4\.7\.5 /);
+  assert.equal(r.rcpt[0].code, 250, 'accepted provisionally: the policy is the recipient side\'s');
+  assert.equal(r.final?.code, 451, line(r.final));
+  assert.match(r.final!.text, /^4\.7\.5 DANE/);
   assert.equal(got('a', 'dane bad').length, 0);
 });
 
 test('mx: DANE-TA with a certificate for another name -> 451 4.7.5', { skip }, async () => {
   const r = await send(['bob@danetaname.test'], 'dane ta name');
-  assert.equal(r.rcpt[0].code, 451, line(r.rcpt[0]));
-  assert.match(r.rcpt[0].text, /^4\.7\.5 /);
+  assert.equal(r.final?.code, 451, line(r.final));
+  assert.match(r.final!.text, /^4\.7\.5 /);
   assert.equal(got('wrongName', 'dane ta name').length, 0);
 });
 
@@ -178,8 +182,8 @@ test('mx: TLSA in an unsigned zone is not DANE: delivered at the default level (
 
 test('mx: bogus TLSA (SERVFAIL from the validating resolver) -> 451 4.7.5', { skip }, async () => {
   const r = await send(['dan@bogus.test'], 'bogus');
-  assert.equal(r.rcpt[0].code, 451, line(r.rcpt[0]));
-  assert.match(r.rcpt[0].text, /^4\.7\.5 /);
+  assert.equal(r.final?.code, 451, line(r.final));
+  assert.match(r.final!.text, /^4\.7\.5 /);
   assert.equal(got('a', 'bogus').length, 0);
 });
 
@@ -187,6 +191,34 @@ test('mx: null MX -> 556 5.1.10', { skip }, async () => {
   const r = await send(['erin@nullmx.test'], 'null mx');
   assert.equal(r.rcpt[0].code, 556, line(r.rcpt[0]));
   assert.match(r.rcpt[0].text, /^5\.1\.10 /);
+});
+
+test('mx: TLS-Required: No sets a failed DANE policy aside: delivered over TLS at level may; a require_tls card is not', { skip }, async () => {
+  const r = await send(['bea@danebad.test'], 'relaxed', 'nothing here\r\n', 'TLS-Required: No\r\n');
+  assert.equal(r.final?.code, 250, line(r.final));
+  const [m] = got('a', 'relaxed');
+  assert.ok(m?.secure, 'TLS is still attempted (RFC 8689 5)');
+  assert.match(m.data.toString(), /\r\nTLS-Required: No\r\n/);
+  const l = await mv.waitForLog((x) => x.event === 'tls_required_no' && x.domain === 'danebad.test', 'relax line');
+  assert.equal(l.result, 'relaxed');
+  const card = await send(['ben@danebad.test'], 'relaxed card', CARD_BODY, 'TLS-Required: No\r\n');
+  assert.equal(card.final?.code, 451, 'TLS-Required: No never relaxes a require_tls rule');
+  assert.equal(got('a', 'relaxed card').length, 0);
+});
+
+test('mx: a static policy is the operator\'s, not the recipient\'s: TLS-Required: No does not relax it (4.7.4 at RCPT)', { skip }, async () => {
+  const r = await send(['fay@plain.test'], 'relaxed static', 'nothing here\r\n', 'TLS-Required: No\r\n');
+  assert.equal(r.rcpt[0].code, 451, line(r.rcpt[0]));
+  assert.match(r.rcpt[0].text, /^4\.7\.4 /);
+});
+
+test('mx: one domain\'s broken MTA-STS policy does not touch another domain on the same MX host', { skip }, async () => {
+  const broken = await send(['gus@shared.test'], 'shared broken');
+  assert.equal(broken.final?.code, 451, line(broken.final));
+  const ok = await send(['hal@dane.test'], 'shared ok');
+  assert.equal(ok.final?.code, 250, line(ok.final));
+  assert.equal(got('a', 'shared broken').length, 0);
+  assert.equal(got('a', 'shared ok').length, 1);
 });
 
 test('mx: a plain MX under a static encrypt entry -> 451 4.7.4, never sent in clear', { skip }, async () => {
@@ -214,8 +246,8 @@ test('mx: MTA-STS enforce with a matching MX -> delivered over verified TLS (sou
 
 test('mx: MTA-STS enforce with the MX outside the policy patterns -> 451 4.7.5, no connection', { skip }, async () => {
   const r = await send(['ivy@stsenforce.test'], 'sts enforce');
-  assert.equal(r.rcpt[0].code, 451, line(r.rcpt[0]));
-  assert.match(r.rcpt[0].text, /^4\.7\.5 /);
+  assert.equal(r.final?.code, 451, line(r.final));
+  assert.match(r.final!.text, /^4\.7\.5 /);
   assert.equal(got('a', 'sts enforce').length, 0);
 });
 
@@ -277,6 +309,33 @@ test('mx: Require-TLS-ESMTP: yes is REQUIRETLS: a verified MX without REQUIRETLS
   const yes = await send(['pat@dane.test'], 'reqtls ok', 'nothing here\r\n', 'Require-TLS-ESMTP: yes\r\n');
   assert.equal(yes.final?.code, 250, line(yes.final));
   assert.equal(got('a', 'reqtls ok')[0].requireTls, true);
+});
+
+test('mx: MTA-STS policies are cached, and the cache is counted (mailveil_mta_sts_cache_entries)', { skip }, async () => {
+  assert.ok(Number(await metricValue(mv.metricsPort, 'mailveil_mta_sts_cache_entries')) >= 3);
+});
+
+test('mx: delivery.destination_concurrency: a second transaction to a busy domain waits, then gets 451 4.4.5', { skip }, async () => {
+  const one = await start({ delivery: { mode: 'mx', destination_concurrency: 1 }, timeouts: { next_hop_connect: '1s' } });
+  const a = await openSession(one.port);
+  const b = await openSession(one.port);
+  try {
+    assert.equal((await a.cmd('MAIL FROM:<sender@example.com>')).code, 250);
+    assert.equal((await a.cmd('RCPT TO:<ian@dane.test>')).code, 250, 'the first holds the one slot');
+    assert.equal((await b.cmd('MAIL FROM:<sender@example.com>')).code, 250);
+    const busy = await b.cmd('RCPT TO:<jo@dane.test>');
+    assert.equal(busy.code, 451, line(busy));
+    assert.match(busy.text, /^4\.4\.5 /);
+    assert.equal((await a.cmd('RSET')).code, 250, 'the slot is freed');
+    // As Postfix would: the deferred recipient comes back in a later transaction.
+    assert.equal((await b.cmd('RSET')).code, 250);
+    assert.equal((await b.cmd('MAIL FROM:<sender@example.com>')).code, 250);
+    assert.equal((await b.cmd('RCPT TO:<jo@dane.test>')).code, 250);
+  } finally {
+    a.close();
+    b.close();
+  }
+  await one.stop();
 });
 
 test('mx over LMTP: two domains, one fails: one 250 and one 451 after DATA, and the sink has exactly one copy', { skip }, async () => {

@@ -16,13 +16,15 @@ import { RedactionError } from '../../redact/error';
 import { replyClass } from '../reply';
 import type { Delivery, Message, Step, StepResult } from '../message';
 import type { PartOutcome } from '../lifecycle';
+import { combine, settlePolicyFailures } from '../parts';
 
 export const deliver: Step = async (m) => {
   if (!m.parts) return deliverOne(m, m.delivery);
+  if (m.parts.length === 0) return { end: { kind: 'next_hop_lost' } };
+  await settlePolicyFailures(m, m.parts);
   const results = await Promise.all(m.parts.map(async (p) => (p.ended ? { end: p.ended } : deliverOne(m, p.delivery))));
   if (results.some((r) => 'next' in r)) return { next: 'hold' };
-  const parts: PartOutcome[] = m.parts.map((p, i) => ({ label: p.label, recipients: p.recipients, outcome: (results[i] as { end: PartOutcome['outcome'] }).end }));
-  return { end: { kind: 'per_recipient', parts } };
+  return { end: combine(m.parts, results.map((r) => (r as { end: PartOutcome['outcome'] }).end)) };
 };
 
 async function deliverOne(m: Message, delivery: Delivery): Promise<StepResult> {

@@ -16,6 +16,7 @@
  * 4.2.1). No path: 451 4.7.5 (defer) or 550 5.7.10 (bounce).
  */
 import { tlsRequirement } from '../tls-requirement';
+import { combine, settlePolicyFailures } from '../parts';
 import type { Delivery, Escalation, EscalationFacts, Message, RequireTlsMode, Step } from '../message';
 import type { Outcome } from '../lifecycle';
 
@@ -43,14 +44,16 @@ export const escalate: Step = async (m) => {
     m.delivery = r.delivery;
     return { next: 'deliver' };
   }
-  // mx mode over LMTP: each recipient domain finds its own verified path, or its recipients get the refusal.
+  // mx mode: each recipient domain finds its own verified path, or its recipients get the refusal.
+  if (m.parts.length === 0) return { end: { kind: 'next_hop_lost' } };
+  await settlePolicyFailures(m, m.parts);
   for (const p of m.parts) {
     if (p.ended) continue;
     const r = await escalateOne(m, p.escalation);
     if ('end' in r) p.ended = r.end;
     else p.delivery = r.delivery;
   }
-  if (m.parts.every((p) => p.ended)) return { end: { kind: 'per_recipient', parts: m.parts.map((p) => ({ label: p.label, recipients: p.recipients, outcome: p.ended! })) } };
+  if (m.parts.every((p) => p.ended)) return { end: combine(m.parts, m.parts.map((p) => p.ended!)) };
   return { next: 'deliver' };
 };
 

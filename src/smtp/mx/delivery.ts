@@ -1,14 +1,20 @@
 /*
  * The lifecycle's ports (pipeline/message.ts) over an mx-mode envelope: one
- * Delivery and one Escalation per recipient domain that accepted at least
- * one recipient. The escalation's only path is the domain's own
- * transaction: it is verified when its policy demanded verification and the
- * handshake met it (DANE, MTA-STS enforce, verify, secure). When REQUIRETLS
- * is to go on MAIL FROM and the MX advertises it, the transaction is reset
- * and replayed with it (the content was not known at MAIL time).
+ * part per recipient domain that accepted at least one recipient, each with
+ * its Delivery and its Escalation. The escalation's only path is the
+ * domain's own transaction: it is verified when its policy demanded
+ * verification and the handshake met it (DANE, MTA-STS enforce, verify,
+ * secure). When REQUIRETLS is to go on MAIL FROM and the MX advertises it,
+ * the transaction is reset and replayed with it (the content was not known
+ * at MAIL time).
+ *
+ * A domain whose own DANE or MTA-STS policy failed at RCPT time (session.ts,
+ * `pending`) gets a part with `policyFailure`: relax() opens a transaction
+ * at level may with DANE and MTA-STS set aside, for a message that says
+ * `TLS-Required: No`, and replays MAIL FROM and its RCPTs there.
  */
 import type { Readable } from 'node:stream';
-import type { SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Delivery, DeliveryPart, Escalation, EscalationOpen } from '../../pipeline/message';
 import { NextHopError, type NextHopConnection } from '../next-hop';
 import { mailFromCommand, rcptToCommand } from '../envelope';
@@ -23,32 +29,51 @@ function viaConnection(rt: Runtime, conn: NextHopConnection): Delivery {
   };
 }
 
+const NOT_OPEN: Delivery = { usable: () => false, send: async () => ({ ok: false, failure: 'lost' }) };
+
+/** MAIL FROM (with REQUIRETLS when asked) and the RCPTs, on a connection outside any transaction; the first refusal, if any. */
+async function replay(rt: Runtime, conn: NextHopConnection, from: SMTPServerAddress, rcpts: SMTPServerAddress[], requireTls: boolean): Promise<EscalationOpen> {
+  try {
+    const lines = [mailFromCommand(from, (e) => conn.supports(e)) + (requireTls ? ' REQUIRETLS' : ''), ...rcpts.map((r) => rcptToCommand(r, (e) => conn.supports(e)))];
+    const refused = (await conn.commands(lines)).find((r) => r.code >= 400);
+    if (refused) {
+      void conn.reset();
+      return { ok: false, failure: 'refused', reply: refused };
+    }
+    return { ok: true, delivery: viaConnection(rt, conn) };
+  } catch (err) {
+    if (err instanceof NextHopError) rt.hopEvents.failure(err, 'MAIL');
+    conn.destroy();
+    return { ok: false, failure: 'lost' };
+  }
+}
+
 export function mxParts(rt: Runtime, session: SMTPServerSession, tx: MxTransaction): DeliveryPart[] {
   const rcpts = session.envelope.rcptTo;
   const parts: DeliveryPart[] = [];
   for (const [domain, s] of tx.dests) {
-    if (!s.ok || s.accepted === 0) continue;
+    if (s.ok === false || s.accepted === 0) continue;
     const recipients = rcpts.flatMap((r, i) => (recipientDomain(r.address) === domain ? [i] : []));
+    const mine = recipients.map((i) => rcpts[i]);
+    if (s.ok === 'pending') {
+      const relax = async (): Promise<EscalationOpen> => {
+        const o = await rt.mx!.destinations.open(domain, true);
+        if (!o.ok) return { ok: false, failure: 'tls' };
+        // Handed back with the envelope's other transactions (session.ts, mxRelease).
+        tx.dests.set(domain, { ok: true, dest: o.dest, accepted: mine.length });
+        return replay(rt, o.dest.conn, tx.from, mine, false);
+      };
+      parts.push({ label: domain, recipients, delivery: NOT_OPEN, policyFailure: { code: s.code, relax } });
+      continue;
+    }
     const conn = s.dest.conn;
     const delivery = viaConnection(rt, conn);
     const escalation: Escalation = {
       facts: () => ({ mirroredVerified: s.dest.verified && conn.usable, mirroredOffersRequireTls: conn.supports('REQUIRETLS'), secureNextHop: false }),
       async open(_path, mode): Promise<EscalationOpen> {
         if (!conn.supports('REQUIRETLS')) return mode === 'required' ? { ok: false, failure: 'no_requiretls' } : { ok: true, delivery };
-        try {
-          if (!(await conn.reset())) return { ok: false, failure: 'lost' };
-          const lines = [mailFromCommand(tx.from, (e) => conn.supports(e)) + ' REQUIRETLS', ...recipients.map((i) => rcptToCommand(rcpts[i], (e) => conn.supports(e)))];
-          const refused = (await conn.commands(lines)).find((r) => r.code >= 400);
-          if (refused) {
-            void conn.reset();
-            return { ok: false, failure: 'refused', reply: refused };
-          }
-          return { ok: true, delivery };
-        } catch (err) {
-          if (err instanceof NextHopError) rt.hopEvents.failure(err, 'MAIL');
-          conn.destroy();
-          return { ok: false, failure: 'lost' };
-        }
+        if (!(await conn.reset())) return { ok: false, failure: 'lost' };
+        return replay(rt, conn, tx.from, mine, true);
       },
     };
     parts.push({ label: domain, recipients, delivery, escalation });

@@ -28,7 +28,8 @@ export interface Destination {
   verified: boolean;
 }
 
-export type DestinationOpen = { ok: true; dest: Destination } | { ok: false; code: ReplyCode; reason: string; policy?: DomainPolicy };
+/** `relaxable`: the failure is the recipient domain's own DANE or MTA-STS policy, which TLS-Required: No may set aside. */
+export type DestinationOpen = { ok: true; dest: Destination } | { ok: false; code: ReplyCode; reason: string; policy?: DomainPolicy; relaxable?: boolean };
 
 interface Idle {
   conn: NextHopConnection;
@@ -62,13 +63,14 @@ export class MxDestinations {
     this.sweeper.unref();
   }
 
-  async open(domain: string): Promise<DestinationOpen> {
+  async open(domain: string, relaxed = false): Promise<DestinationOpen> {
     const t0 = process.hrtime.bigint();
-    const policy = await this.services.policyFor(domain);
+    const policy = await this.services.policyFor(domain, relaxed);
     this.onPolicy?.(policy.domain, Number(process.hrtime.bigint() - t0) / 1e6, policy);
     const o = policy.outcome;
+    const recipientSide = policy.source === 'dane' || policy.source === 'mta-sts';
     if (o.kind === 'bounce') return { ok: false, code: BOUNCE[o.enhanced], reason: o.reason, policy };
-    if (o.kind === 'defer') return { ok: false, code: o.enhanced === '4.7.5' ? 'MV_MX_TLS_POLICY' : 'MV_MX_DNS', reason: o.reason, policy };
+    if (o.kind === 'defer') return { ok: false, code: o.enhanced === '4.7.5' ? 'MV_MX_TLS_POLICY' : 'MV_MX_DNS', reason: o.reason, policy, relaxable: o.enhanced === '4.7.5' && recipientSide };
     if (!(await this.slot(policy.domain))) return { ok: false, code: 'MV_MX_BUSY', reason: 'destination concurrency limit', policy };
     try {
       const reused = this.takeIdle(policy);
@@ -76,7 +78,7 @@ export class MxDestinations {
       const c = await connectToDomain(policy, this.deps);
       if (!c.ok) {
         this.free(policy.domain);
-        return { ok: false, code: c.code, reason: c.reason, policy };
+        return { ok: false, code: c.code, reason: c.reason, policy, relaxable: c.code !== 'MV_MX_UNREACHABLE' && recipientSide };
       }
       return { ok: true, dest: this.destination(policy, c.conn, c.attempt) };
     } catch (err) {

@@ -25,7 +25,8 @@ export interface PolicyServices {
   lookups: DnsLookups;
   sts?: StsResolver;
   tlsrpt: TlsRptStore;
-  policyFor(domain: string): Promise<DomainPolicy>;
+  /** `relaxed`: DANE and MTA-STS set aside, default level may (TLS-Required: No, RFC 8689 5); the static map still applies. */
+  policyFor(domain: string, relaxed?: boolean): Promise<DomainPolicy>;
   /** Opens the MTA-STS cache and starts its refresh loop. */
   start(): Promise<void>;
   /** Stops the loop and writes the TLS-RPT counters out. */
@@ -51,13 +52,13 @@ export function policyServices(config: Config, rules: () => RuleSet, log: Logger
     lookups,
     sts,
     tlsrpt,
-    async policyFor(domain: string): Promise<DomainPolicy> {
+    async policyFor(domain: string, relaxed = false): Promise<DomainPolicy> {
       const policy = await resolveDomainPolicy(domain, {
         lookups,
         staticPolicy: (d) => staticPolicy(rules().tlsPolicy, d),
-        sts,
-        dane: config.tls.dane,
-        defaultLevel: config.tls.default_level,
+        sts: relaxed ? undefined : sts,
+        dane: relaxed ? false : config.tls.dane,
+        defaultLevel: relaxed ? 'may' : config.tls.default_level,
         maxMx: config.delivery.max_mx,
       });
       if (sts) countEntries();

@@ -19,9 +19,19 @@ import { NextHopError } from '../next-hop';
 import { mailFromCommand, rcptToCommand, EnvelopeError } from '../envelope';
 import { passThrough, replyError, smtpError, type SmtpError } from '../errors';
 import type { Destination, DestinationOpen, MxDestinations } from './destinations';
+import type { ReplyCode } from '../../errors';
 import type { Logger } from '../../observability/log';
 
-export type DestinationState = { ok: true; dest: Destination; accepted: number } | { ok: false; error: SmtpError };
+/**
+ * `pending`: the domain's own DANE or MTA-STS policy failed. Its RCPTs are
+ * accepted provisionally, since only the header can say `TLS-Required: No`
+ * (RFC 8689 5); after DATA its recipients get `code` unless it does
+ * (mx/delivery.ts, pipeline/parts.ts).
+ */
+export type DestinationState =
+  | { ok: true; dest: Destination; accepted: number }
+  | { ok: false; error: SmtpError }
+  | { ok: 'pending'; code: ReplyCode; accepted: number };
 
 export interface MxTransaction {
   from: SMTPServerAddress;
@@ -49,19 +59,23 @@ export async function mxRcpt(tx: MxTransaction, address: SMTPServerAddress, deps
   const domain = recipientDomain(address.address);
   if (!domain) return replyError('MV_MX_NO_DOMAIN');
   if (!deps.lmtp) {
-    for (const [d, s] of tx.dests) if (d !== domain && s.ok && s.accepted > 0) return replyError('MV_MX_ONE_DOMAIN');
+    for (const [d, s] of tx.dests) if (d !== domain && s.ok !== false && s.accepted > 0) return replyError('MV_MX_ONE_DOMAIN');
   }
   let state = tx.dests.get(domain);
   if (!state) {
     state = await openTransaction(tx.from, domain, deps);
     // The client left while the MX answered: nobody owns the transaction.
     if (gone.aborted) {
-      if (state.ok) void deps.destinations.release(state.dest);
+      if (state.ok === true) void deps.destinations.release(state.dest);
       return replyError('MV_NEXT_HOP_LOST');
     }
     tx.dests.set(domain, state);
   }
-  if (!state.ok) return state.error;
+  if (state.ok === false) return state.error;
+  if (state.ok === 'pending') {
+    state.accepted++;
+    return undefined;
+  }
   const conn = state.dest.conn;
   if (!conn.usable) {
     if (conn.failureCause) deps.onFailure(conn.failureCause, 'RCPT');
@@ -83,8 +97,8 @@ async function openTransaction(from: SMTPServerAddress, domain: string, deps: Mx
     return { ok: false, code: 'MV_INTERNAL', reason: err.message };
   });
   if (!o.ok) {
-    deps.log.info({ event: 'mx_destination', domain, result: o.code, reason: o.reason, ...(o.policy ? { policy_source: o.policy.source, tls_level: o.policy.level } : {}) }, 'recipient domain refused before MAIL');
-    return { ok: false, error: replyError(o.code) };
+    deps.log.info({ event: 'mx_destination', domain, result: o.code, reason: o.reason, relaxable: Boolean(o.relaxable), ...(o.policy ? { policy_source: o.policy.source, tls_level: o.policy.level } : {}) }, 'recipient domain refused before MAIL');
+    return o.relaxable ? { ok: 'pending', code: o.code, accepted: 0 } : { ok: false, error: replyError(o.code) };
   }
   const { dest } = o;
   deps.log.info({ event: 'mx_destination', domain, policy_source: dest.policy.source, tls_level: dest.attempt.target.level, verified: dest.verified }, 'recipient domain transaction opened');
@@ -116,5 +130,5 @@ export async function mxRelease(tx: MxTransaction | undefined, destinations: MxD
   if (!tx) return;
   const all = [...tx.dests.values()];
   tx.dests.clear();
-  await Promise.all(all.map((s) => (s.ok ? destinations.release(s.dest) : undefined)));
+  await Promise.all(all.map((s) => (s.ok === true ? destinations.release(s.dest) : undefined)));
 }
