@@ -23,7 +23,8 @@ import { stsLookups } from '../mta-sts/dns';
 import { ReadOnlyStsCache } from '../mta-sts/read-only-cache';
 import { StsResolver, type StsAnswer } from '../mta-sts/resolve';
 import { trustedCas } from '../mta-sts/fetch';
-import { hostMatches, verifyDane } from '../tls/dane';
+import { verifyDane } from '../tls/dane';
+import { certNames, nameMatch } from '../tls/names';
 import { resolveDomainPolicy, type DomainPolicy, type MxTarget } from '../tls/policy';
 import type { StaticTlsEntry } from '../tls/levels';
 import { probeStartTls, type ProbeResult } from './tls-probe';
@@ -110,25 +111,7 @@ function stsReport(config: Config, a: StsAnswer | undefined, staticEntry: boolea
 }
 
 /** Subject alternative DNS names of a certificate, else its CN. */
-export function certNames(cert: X509Certificate): string[] {
-  const san = (cert.subjectAltName ?? '')
-    .split(/,\s*/)
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
-  if (san.length) return san;
-  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1];
-  return cn ? [cn.toLowerCase()] : [];
-}
-
-/** Postfix match semantics: a name matches as RFC 6125 does; `.example.com` matches any name below example.com. */
-export function nameMatch(cert: X509Certificate, names: readonly string[]): string | undefined {
-  for (const n of names) {
-    if (n.startsWith('.')) {
-      if (certNames(cert).some((c) => c.replace(/^\*\./, 'x.').endsWith(n))) return n;
-    } else if (hostMatches(cert, n)) return n;
-  }
-  return undefined;
-}
+export { certNames, nameMatch };
 
 function tlsaText(r: { usage: number; selector: number; matchingType: number; data: Buffer }): string {
   return `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`;

@@ -28,7 +28,9 @@ export async function settlePolicyFailures(m: Message, parts: readonly DeliveryP
     if (!f || p.ended) continue;
     p.policyFailure = undefined;
     if (!relax) {
-      p.ended = { kind: 'recipient_tls_policy', code: f.code };
+      // A flagged message that finds no verified channel follows tls.escalation_failure, as in step escalate.
+      const bounce = tlsRequirement(ctx) && ctx.config.tls.escalation_failure === 'bounce';
+      p.ended = bounce ? { kind: 'tls_required_bounced' } : { kind: 'recipient_tls_policy', code: f.code };
       continue;
     }
     const r = await f.relax();

@@ -44,7 +44,8 @@ export function secureNextHopOptions(config: Config): NextHopOptions | undefined
  * that path (a domain without one gets 4.7.5 for that message).
  */
 export function canHonourRequireTls(config: Config): boolean {
-  return config.delivery.mode === 'mx' || config.tls.secure_next_hop !== null || mustVerify(config.tls.next_hop.level);
+  if (config.delivery.mode === 'mx') return config.tls.dane || config.tls.mta_sts || ['verify', 'secure', 'dane-only'].includes(config.tls.default_level);
+  return config.tls.secure_next_hop !== null || mustVerify(config.tls.next_hop.level);
 }
 
 /** Sends XFORWARD, MAIL FROM (with REQUIRETLS when asked) and every accepted RCPT; the first refusal, if any. */

@@ -34,6 +34,9 @@ import type { TlsaRecord } from '../tls/tlsa';
 import type { PolicySource } from '../tls/policy';
 import { verifyDane } from '../tls/dane';
 import { peerChain } from '../tls/peer-chain';
+import { nameMatch } from '../tls/names';
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 
 /** Relay mode knows none..secure; mx delivery adds dane and dane-only (tls/policy.ts). */
 export type NextHopTlsLevel = TlsLevel;
@@ -141,7 +144,9 @@ export function judgeHandshake(socket: TLSSocket, tls: Pick<NextHopTls, 'level' 
   const chainOk = socket.authorized;
   const names = tls.match?.length ? tls.match : [name];
   // An empty object when the server sent no certificate.
-  const nameOk = Boolean(peer && peer.subject) && names.some((n) => !checkServerIdentity(n, peer));
+  // Names with Postfix's match semantics (tls/names.ts); an IP address (a next_hop without servername) as Node checks it.
+  const cert = peer && peer.raw ? new X509Certificate(peer.raw) : undefined;
+  const nameOk = Boolean(cert) && names.some((n) => (isIP(n) ? !checkServerIdentity(n, peer) : nameMatch(cert!, [n]) !== undefined));
   const verified = chainOk && nameOk;
   const seen = { verified, ...proto };
   if (!mustVerify(tls.level) || verified) return seen;

@@ -33,6 +33,9 @@ import type { Runtime } from '../runtime';
 
 type Cb = (err?: Error | null) => void;
 
+/** Commands after which smtp-server starts the envelope over without calling a handler. */
+const ENVELOPE_RESETS = new Set(['RSET', 'EHLO', 'HELO', 'LHLO', 'STARTTLS']);
+
 /** The peer's own address, even after XFORWARD replaced session.remoteAddress. */
 export function peerAddress(session: SMTPServerSession): string {
   const fwd = (session as SMTPServerSession & { xForward?: Map<string, unknown> }).xForward;
@@ -264,7 +267,7 @@ export function createSmtpServer(rt: Runtime): SmtpFront {
       // smtp-server calls no handler for RSET. In mx mode an open transaction holds a slot of
       // its domain's concurrency limit, so it ends here rather than at the next MAIL or QUIT.
       const st = sessions.get(session.id);
-      if (verb === 'RSET' && mxDeps && st?.mx && !st.busy) void releaseHop(st);
+      if (ENVELOPE_RESETS.has(verb) && mxDeps && st?.mx && !st.busy) void releaseHop(st);
     },
   });
   return { server, sessions, kick };

@@ -61,7 +61,7 @@ export async function connectToDomain(policy: DomainPolicy, deps: ConnectDeps): 
       const e = err instanceof NextHopError ? err : new NextHopError('connect', (err as Error).message);
       if (e.tls) tlsFailure ??= tlsReplyCode(e.tls.level, e.tls.result);
       reason = e.message;
-      deps.log.info({ event: 'mx_attempt_failed', domain: policy.domain, mx: deps.pseudonyms.token('host', a.target.host), kind: e.kind }, 'MX host not usable; trying the next');
+      deps.log.info({ event: 'mx_attempt_failed', domain: policy.domain, mx: deps.pseudonyms.token('host', a.target.host), policy_source: a.target.source, tls_level: a.target.level, kind: e.kind, result: e.tls?.result ?? e.kind }, 'MX host not usable; trying the next');
     }
   }
   return { ok: false, code: tlsFailure ?? 'MV_MX_UNREACHABLE', reason };

@@ -13,6 +13,7 @@
 import { connectToDomain, type ConnectDeps } from './connect';
 import { targetTls } from './target-tls';
 import { mustVerify } from '../next-hop-tls';
+import { rptPolicy } from './tlsrpt-record';
 import type { NextHopConnection } from '../next-hop';
 import type { Attempt } from './attempts';
 import type { DomainPolicy } from '../../tls/policy';
@@ -26,6 +27,10 @@ export interface Destination {
   attempt: Attempt;
   /** The TLS the connection has is verified at a level that demands it (DANE, MTA-STS enforce, verify, secure). */
   verified: boolean;
+  /** The MX host as a pseudonym, for logs. */
+  mx: string;
+  /** The connection served an earlier message. */
+  reused: boolean;
 }
 
 /** `relaxable`: the failure is the recipient domain's own DANE or MTA-STS policy, which TLS-Required: No may set aside. */
@@ -67,6 +72,7 @@ export class MxDestinations {
     const t0 = process.hrtime.bigint();
     const policy = await this.services.policyFor(domain, relaxed);
     this.onPolicy?.(policy.domain, Number(process.hrtime.bigint() - t0) / 1e6, policy);
+    this.reportSkips(policy);
     const o = policy.outcome;
     const recipientSide = policy.source === 'dane' || policy.source === 'mta-sts';
     if (o.kind === 'bounce') return { ok: false, code: BOUNCE[o.enhanced], reason: o.reason, policy };
@@ -74,13 +80,13 @@ export class MxDestinations {
     if (!(await this.slot(policy.domain))) return { ok: false, code: 'MV_MX_BUSY', reason: 'destination concurrency limit', policy };
     try {
       const reused = this.takeIdle(policy);
-      if (reused) return { ok: true, dest: this.destination(policy, reused.conn, reused.attempt) };
+      if (reused) return { ok: true, dest: this.destination(policy, reused.conn, reused.attempt, true) };
       const c = await connectToDomain(policy, this.deps);
       if (!c.ok) {
         this.free(policy.domain);
         return { ok: false, code: c.code, reason: c.reason, policy, relaxable: c.code !== 'MV_MX_UNREACHABLE' && recipientSide };
       }
-      return { ok: true, dest: this.destination(policy, c.conn, c.attempt) };
+      return { ok: true, dest: this.destination(policy, c.conn, c.attempt, false) };
     } catch (err) {
       this.free(policy.domain);
       throw err;
@@ -106,9 +112,12 @@ export class MxDestinations {
     this.idle.clear();
   }
 
-  private destination(policy: DomainPolicy, conn: NextHopConnection, attempt: Attempt): Destination {
+  private destination(policy: DomainPolicy, conn: NextHopConnection, attempt: Attempt, reused: boolean): Destination {
     const t = conn.tls;
-    return { domain: policy.domain, policy, conn, attempt, verified: Boolean(t && t.verified && mustVerify(t.level) && t.result === 'ok') };
+    // `verify` checks the MX host name, which only a DNSSEC-secure MX answer vouches for (RFC 8689 4.2.1; MTA-STS names the MX itself).
+    const nameVouched = t?.level !== 'verify' || attempt.target.source === 'mta-sts' || policy.mxLookup.secure === true;
+    const verified = Boolean(t && t.verified && mustVerify(t.level) && t.result === 'ok' && nameVouched);
+    return { domain: policy.domain, policy, conn, attempt, verified, mx: this.deps.pseudonyms.token('host', attempt.target.host), reused };
   }
 
   /** An idle connection still valid under today's policy: same host, same TLS settings. */
@@ -153,6 +162,17 @@ export class MxDestinations {
     const n = (this.active.get(domain) ?? 1) - 1;
     if (n <= 0) this.active.delete(domain);
     else this.active.set(domain, n);
+  }
+
+  /** TLS-RPT: hosts the policy excluded before any connection, and an MTA-STS policy that could not be fetched. */
+  private reportSkips(policy: DomainPolicy): void {
+    for (const t of policy.mx) {
+      if (!t.skip?.type) continue;
+      const type = t.dane.state === 'bogus' ? 'dnssec-invalid' : t.skip.type;
+      this.deps.tlsrpt.record({ policyDomain: policy.domain, policy: rptPolicy(policy, t), result: { type, receivingMxHostname: t.host } });
+    }
+    const f = policy.sts?.failure;
+    if (f && policy.mx[0]) this.deps.tlsrpt.record({ policyDomain: policy.domain, policy: rptPolicy(policy, policy.mx[0]), result: { type: f.type } });
   }
 
   private sweep(): void {

@@ -12,7 +12,7 @@ import { StsResolver } from '../../mta-sts/resolve';
 import { stsLookups } from '../../mta-sts/dns';
 import { TlsRptStore } from '../../tlsrpt/store';
 import { resolveDomainPolicy, type DomainPolicy } from '../../tls/policy';
-import { staticPolicy } from '../../tls/levels';
+import { staticPolicy, type TlsLevel } from '../../tls/levels';
 import type { Config } from '../../config/load';
 import type { RuleSet } from '../../rules/types';
 import type { Logger } from '../../observability/log';
@@ -31,6 +31,17 @@ export interface PolicyServices {
   start(): Promise<void>;
   /** Stops the loop and writes the TLS-RPT counters out. */
   close(): Promise<void>;
+}
+
+/**
+ * TLS-Required: No sets aside the recipient's DANE and MTA-STS, never the
+ * operator's own floor: encrypt, verify and secure stay; dane becomes may
+ * and dane-only encrypt (STARTTLS still required, no DANE to check against).
+ */
+export function relaxedLevel(level: TlsLevel): TlsLevel {
+  if (level === 'dane') return 'may';
+  if (level === 'dane-only') return 'encrypt';
+  return level;
 }
 
 export function policyServices(config: Config, rules: () => RuleSet, log: Logger, metrics: Metrics): PolicyServices {
@@ -58,7 +69,7 @@ export function policyServices(config: Config, rules: () => RuleSet, log: Logger
         staticPolicy: (d) => staticPolicy(rules().tlsPolicy, d),
         sts: relaxed ? undefined : sts,
         dane: relaxed ? false : config.tls.dane,
-        defaultLevel: relaxed ? 'may' : config.tls.default_level,
+        defaultLevel: relaxed ? relaxedLevel(config.tls.default_level) : config.tls.default_level,
         maxMx: config.delivery.max_mx,
       });
       if (sts) countEntries();

@@ -101,7 +101,22 @@ async function openTransaction(from: SMTPServerAddress, domain: string, deps: Mx
     return o.relaxable ? { ok: 'pending', code: o.code, accepted: 0 } : { ok: false, error: replyError(o.code) };
   }
   const { dest } = o;
-  deps.log.info({ event: 'mx_destination', domain, policy_source: dest.policy.source, tls_level: dest.attempt.target.level, verified: dest.verified }, 'recipient domain transaction opened');
+  const tls = dest.conn.tls;
+  deps.log.info(
+    {
+      event: 'mx_destination',
+      domain,
+      mx: dest.mx,
+      reused: dest.reused,
+      policy_source: dest.attempt.target.source,
+      tls_level: dest.attempt.target.level,
+      result: tls?.result ?? 'ok',
+      protocol: tls?.protocol ?? null,
+      cipher: tls?.cipher ?? null,
+      verified: dest.verified,
+    },
+    'recipient domain transaction opened',
+  );
   try {
     const r = await dest.conn.command(mailFromCommand(from, (e) => dest.conn.supports(e)));
     if (r.code >= 400) {
@@ -110,8 +125,8 @@ async function openTransaction(from: SMTPServerAddress, domain: string, deps: Mx
     }
     return { ok: true, dest, accepted: 0 };
   } catch (err) {
-    if (err instanceof EnvelopeError) void deps.destinations.release(dest);
-    else dest.conn.destroy();
+    // release() also frees the domain's concurrency slot; a broken connection is destroyed there, never kept.
+    void deps.destinations.release(dest);
     return { ok: false, error: failureReply(err, deps, 'MAIL') };
   }
 }
