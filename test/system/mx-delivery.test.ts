@@ -25,6 +25,7 @@ import { startMailveil, type Mailveil } from '../helpers/mailveil';
 import { message, openSession, RawSmtp, sendOne, transaction, type SendResult } from '../helpers/smtp-client';
 import { metricValue } from '../helpers/scripted-hop';
 import { BIN, REPO_ROOT } from '../helpers/paths';
+import { StartTlsClient } from '../helpers/starttls-client';
 
 const IP = { a: '127.0.0.71', wrongName: '127.0.0.72', plain: '127.0.0.73', down: '127.0.0.74', noReqTls: '127.0.0.75', dropsMail: '127.0.0.76', sts: '127.0.0.80' };
 const tools = systemSkipReason(['unbound', 'unbound-checkconf', 'ldns-keygen', 'ldns-signzone', 'openssl']);
@@ -402,6 +403,30 @@ test('mx: an MX that drops the connection at MAIL FROM does not keep its domain\
   }
   assert.equal(dropsMailCount - before, 3, 'each transaction reached the MX');
   await one.stop();
+});
+
+test('mx: REQUIRETLS on MAIL FROM is offered after STARTTLS and honoured per domain: DANE with REQUIRETLS -> delivered; without it, or at may -> 451', { skip }, async () => {
+  const inbound = pki.leaf('inbound', { names: ['mailveil.test.example'] });
+  const rt = await start({ inbound_tls: { cert: inbound.chainFile, key: inbound.keyFile } });
+  const { c } = await StartTlsClient.open(rt.port);
+  try {
+    assert.equal((await c.cmd('EHLO client.example.org')).code, 250);
+    const ehlo = await c.starttls();
+    assert.match(ehlo.text, /^REQUIRETLS$/m, 'advertised on the TLS session');
+    const ok = await c.send('MAIL FROM:<sender@example.com> REQUIRETLS', message('reqtls esmtp ok', 'nothing here\r\n'), 'kai@dane.test');
+    assert.equal(ok.code, 250, `${ok.code} ${ok.text}`);
+    const noReq = await c.send('MAIL FROM:<sender@example.com> REQUIRETLS', message('reqtls esmtp no', 'nothing here\r\n'), 'lou@reqtls.test');
+    assert.equal(noReq.code, 451, `${noReq.code} ${noReq.text}`);
+    const may = await c.send('MAIL FROM:<sender@example.com> REQUIRETLS', message('reqtls esmtp may', 'nothing here\r\n'), 'max@nodane.test');
+    assert.equal(may.code, 451, `${may.code} ${may.text}`);
+  } finally {
+    c.close();
+  }
+  const [m] = got('a', 'reqtls esmtp ok');
+  assert.equal(m?.requireTls, true, 'REQUIRETLS went on to the MX');
+  assert.equal(got('noReqTls', 'reqtls esmtp no').length, 0);
+  assert.equal(got('a', 'reqtls esmtp may').length, 0);
+  await rt.stop();
 });
 
 test('mx over LMTP: two domains, one fails: one 250 and one 451 after DATA, and the sink has exactly one copy', { skip }, async () => {

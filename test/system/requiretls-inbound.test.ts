@@ -18,14 +18,12 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
-import type { Duplex } from 'node:stream';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestPki, type Issued } from '../helpers/test-pki';
 import { startTlsSink, type TlsSink } from '../helpers/tls-sink';
+import { StartTlsClient as Client } from '../helpers/starttls-client';
 import { startMailveil, type Mailveil } from '../helpers/mailveil';
 import { message, type ClientReply } from '../helpers/smtp-client';
 
@@ -59,88 +57,6 @@ async function start(sink: TlsSink, level: 'may' | 'verify', failure: 'defer' | 
   return mv;
 }
 
-/** A line-oriented SMTP client whose socket can be upgraded to TLS. */
-class Client {
-  private buf = '';
-  private lines: string[] = [];
-  private replies: ClientReply[] = [];
-  private waiter?: (r: ClientReply) => void;
-  private constructor(private sock: Duplex) {
-    this.listen(sock);
-  }
-
-  static async open(port: number): Promise<{ c: Client; greeting: ClientReply }> {
-    const c = new Client(netConnect({ port, host: '127.0.0.1' }));
-    return { c, greeting: await c.reply() };
-  }
-
-  private listen(sock: Duplex): void {
-    sock.setEncoding('latin1');
-    sock.on('error', () => undefined);
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, nl).replace(/\r$/, '');
-        this.buf = this.buf.slice(nl + 1);
-        this.lines.push(line);
-        if (line[3] === '-') continue;
-        const r = { code: Number(line.slice(0, 3)), text: this.lines.map((l) => l.slice(4)).join('\n') };
-        this.lines = [];
-        if (this.waiter) {
-          const w = this.waiter;
-          this.waiter = undefined;
-          w(r);
-        } else this.replies.push(r);
-      }
-    });
-  }
-
-  reply(): Promise<ClientReply> {
-    const r = this.replies.shift();
-    if (r) return Promise.resolve(r);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('no SMTP reply within 20 s')), 20_000);
-      this.waiter = (x) => {
-        clearTimeout(t);
-        resolve(x);
-      };
-    });
-  }
-
-  cmd(line: string): Promise<ClientReply> {
-    this.sock.write(line + '\r\n');
-    return this.reply();
-  }
-
-  /** STARTTLS, the handshake (any certificate: mailveil's inbound side is not what is tested), EHLO again. */
-  async starttls(): Promise<ClientReply> {
-    const r = await this.cmd('STARTTLS');
-    assert.equal(r.code, 220, r.text);
-    this.sock.removeAllListeners('data');
-    const secure = tlsConnect({ socket: this.sock as never, rejectUnauthorized: false, servername: 'mailveil.test.example' });
-    await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
-    this.sock = secure;
-    this.listen(secure);
-    return this.cmd('EHLO client.example.org');
-  }
-
-  async send(from: string, body: string): Promise<ClientReply> {
-    const mail = await this.cmd(from);
-    if (mail.code !== 250) return mail;
-    const rcpt = await this.cmd(`RCPT TO:<${RCPT}>`);
-    if (rcpt.code !== 250) return rcpt;
-    const data = await this.cmd('DATA');
-    if (data.code !== 354) return data;
-    this.sock.write(body + '\r\n.\r\n');
-    return this.reply();
-  }
-
-  close(): void {
-    this.sock.end('QUIT\r\n');
-  }
-}
-
 const advertises = (ehlo: ClientReply) => /^REQUIRETLS$/m.test(ehlo.text);
 const CLEAN = message('requiretls', 'nothing sensitive here\r\n');
 
@@ -168,7 +84,7 @@ test('(b) REQUIRETLS received, next hop verified and advertising it: delivered w
   const { c } = await Client.open(mv.port);
   await c.cmd('EHLO client.example.org');
   await c.starttls();
-  const r = await c.send('MAIL FROM:<sender@example.com> REQUIRETLS', CLEAN);
+  const r = await c.send('MAIL FROM:<sender@example.com> REQUIRETLS', CLEAN, RCPT);
   c.close();
   assert.equal(r.code, 250, r.text);
   assert.equal(sinks.withRequireTls.count(), n + 1);
@@ -188,7 +104,7 @@ test('(c) REQUIRETLS received, verified next hop without REQUIRETLS, no secure_n
     const { c } = await Client.open(mv.port);
     await c.cmd('EHLO client.example.org');
     assert.ok(advertises(await c.starttls()), 'advertised: a verified path is configured');
-    const r = await c.send('MAIL FROM:<sender@example.com> REQUIRETLS', CLEAN);
+    const r = await c.send('MAIL FROM:<sender@example.com> REQUIRETLS', CLEAN, RCPT);
     c.close();
     assert.equal(r.code, code, `${failure}: ${r.code} ${r.text}`);
     assert.ok(r.text.startsWith(`${enhanced} `), r.text);
@@ -198,7 +114,7 @@ test('(c) REQUIRETLS received, verified next hop without REQUIRETLS, no secure_n
     const { c: c2 } = await Client.open(mv.port);
     await c2.cmd('EHLO client.example.org');
     await c2.starttls();
-    const ok = await c2.send('MAIL FROM:<sender@example.com>', CLEAN);
+    const ok = await c2.send('MAIL FROM:<sender@example.com>', CLEAN, RCPT);
     c2.close();
     assert.equal(ok.code, 250, ok.text);
     assert.equal(sinks.noRequireTls.count(), n + 1);
@@ -210,7 +126,7 @@ test('(d) TLS-Required: No with no REQUIRETLS and no require_tls rule: delivered
   const n = sinks.noRequireTls.count();
   const { c } = await Client.open(mv.port);
   await c.cmd('EHLO client.example.org');
-  const r = await c.send('MAIL FROM:<sender@example.com>', message('relaxed', 'nothing sensitive\r\n', 'TLS-Required: No\r\n'));
+  const r = await c.send('MAIL FROM:<sender@example.com>', message('relaxed', 'nothing sensitive\r\n', 'TLS-Required: No\r\n'), RCPT);
   c.close();
   assert.equal(r.code, 250, r.text);
   assert.equal(sinks.noRequireTls.count(), n + 1);
