@@ -109,8 +109,19 @@ export interface DeliveryPart {
    * only if it says `TLS-Required: No` (RFC 8689 5), over a connection at
    * level may opened by relax(); otherwise its recipients get `code`.
    */
-  policyFailure?: { code: ReplyCode; relax(): Promise<EscalationOpen> };
+  policyFailure?: { code: ReplyCode; relax(): Promise<RelaxOpen> };
 }
+
+/**
+ * What relax() got. `refused`: recipients (envelope positions) the MX
+ * refused while the others were taken (LMTP only: over SMTP a partial
+ * refusal cannot be told to the client, so it is a refusal of the part);
+ * `every`: the refusal covers every recipient of the part.
+ */
+export type RelaxOpen =
+  | { ok: true; delivery: Delivery; refused: { recipient: number; reply: Reply }[] }
+  | { ok: false; failure: 'tls' | 'lost' | 'client_gone' | 'no_requiretls' }
+  | { ok: false; failure: 'refused'; reply: Reply; every: boolean };
 
 export interface Message {
   ctx: MessageContext;

@@ -24,6 +24,8 @@ export interface TlsSinkOptions {
   keepData?: boolean;
   /** Do not advertise REQUIRETLS after STARTTLS (smtp-server offers it on TLS sessions by default). */
   hideREQUIRETLS?: boolean;
+  /** Recipients answered `550 5.1.1` at RCPT (an MX that knows its users). */
+  refuseRcpt?: RegExp;
   /** Where to listen (default 127.0.0.1 on a free port); MX tests use 127.0.0.x:25. */
   host?: string;
   port?: number;
@@ -85,6 +87,10 @@ export async function startTlsSink(opts: TlsSinkOptions): Promise<TlsSink> {
     ...(opts.requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
     onMailFrom(_address, _session, cb) {
       mails++;
+      cb();
+    },
+    onRcptTo(address, _session, cb) {
+      if (opts.refuseRcpt?.test(address.address)) return cb(Object.assign(new Error('5.1.1 No such user here'), { responseCode: 550 }));
       cb();
     },
     onConnect(session, cb) {

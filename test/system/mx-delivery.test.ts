@@ -58,7 +58,7 @@ before(async () => {
   const names = ['dane', 'danebad', 'nodane', 'bogus', 'stsok', 'stsenforce', 'ststesting', 'fallback', 'lmtpok', 'reqtls', 'v6', 'danetaok', 'secure'].map((d) => `mx1.${d}.test`);
   const certA = pki.leaf('mx-a', { names: [...names, 'mx2.fallback.test'] });
   const certWrong = pki.leaf('mx-wrong', { names: ['someone-else.example'] });
-  sinks.a = await startTlsSink({ cert: certA, host: IP.a, port: 25 });
+  sinks.a = await startTlsSink({ cert: certA, host: IP.a, port: 25, refuseRcpt: /^nobody@/ });
   sinks.wrongName = await startTlsSink({ cert: certWrong, host: IP.wrongName, port: 25 });
   sinks.plain = await startTlsSink({ cert: certA, host: IP.plain, port: 25, hideSTARTTLS: true });
   sinks.noReqTls = await startTlsSink({ cert: certA, host: IP.noReqTls, port: 25, hideREQUIRETLS: true });
@@ -248,6 +248,32 @@ test('mx: TLS-Required: No sets a failed DANE policy aside: delivered over TLS a
   const card = await send(['ben@danebad.test'], 'relaxed card', CARD_BODY, 'TLS-Required: No\r\n');
   assert.equal(card.final?.code, 451, 'TLS-Required: No never relaxes a require_tls rule');
   assert.equal(got('a', 'relaxed card').length, 0);
+});
+
+test('mx: TLS-Required: No to a user the MX does not know: its 550 is passed back after DATA (SMTP), per recipient over LMTP', { skip }, async () => {
+  const r = await send(['nobody@danebad.test'], 'relaxed unknown', 'nothing here\r\n', 'TLS-Required: No\r\n');
+  assert.equal(r.rcpt[0].code, 250, 'accepted provisionally');
+  assert.equal(r.final?.code, 550, line(r.final));
+  const lmtp = await start({ listen_protocol: 'lmtp' });
+  const { client } = await RawSmtp.open(lmtp.port);
+  try {
+    assert.equal((await client.cmd('LHLO client.example.org')).code, 250);
+    assert.equal((await client.cmd('MAIL FROM:<sender@example.com>')).code, 250);
+    assert.equal((await client.cmd('RCPT TO:<nobody@danebad.test>')).code, 250);
+    assert.equal((await client.cmd('RCPT TO:<ok@danebad.test>')).code, 250);
+    assert.equal((await client.cmd('DATA')).code, 354);
+    await client.write(message('relaxed split', 'nothing here\r\n', 'TLS-Required: No\r\n') + '\r\n.\r\n');
+    const first = await client.reply(60_000);
+    const second = await client.reply(60_000);
+    assert.equal(first.code, 550, line(first));
+    assert.equal(second.code, 250, line(second));
+  } finally {
+    client.close();
+  }
+  const ms = got('a', 'relaxed split');
+  assert.equal(ms.length, 1);
+  assert.deepEqual(ms[0].to, ['ok@danebad.test']);
+  await lmtp.stop();
 });
 
 test('mx: a static policy is the operator\'s, not the recipient\'s: TLS-Required: No does not relax it (4.7.4 at RCPT)', { skip }, async () => {

@@ -15,7 +15,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
-import type { Delivery, DeliveryPart, Escalation, EscalationOpen } from '../../pipeline/message';
+import type { Delivery, DeliveryPart, Escalation, EscalationOpen, RelaxOpen } from '../../pipeline/message';
 import { NextHopError, type NextHopConnection } from '../next-hop';
 import { mailFromCommand, rcptToCommand } from '../envelope';
 import { sendData } from '../send-data';
@@ -48,6 +48,28 @@ async function replay(rt: Runtime, conn: NextHopConnection, from: SMTPServerAddr
   }
 }
 
+/**
+ * MAIL FROM and each RCPT, for recipients the MX has not seen before (we
+ * accepted them provisionally): every refusal is kept. Over SMTP only a
+ * refusal of all of them can be told to the client as it is.
+ */
+async function replayEach(rt: Runtime, conn: NextHopConnection, from: SMTPServerAddress, rcpts: { index: number; addr: SMTPServerAddress }[], perRecipient: boolean): Promise<RelaxOpen> {
+  try {
+    const [mail, ...replies] = await conn.commands([mailFromCommand(from, (e) => conn.supports(e)), ...rcpts.map((r) => rcptToCommand(r.addr, (e) => conn.supports(e)))]);
+    if (mail.code >= 400) return { ok: false, failure: 'refused', reply: mail, every: true };
+    const refused = rcpts.flatMap((r, i) => (replies[i].code >= 400 ? [{ recipient: r.index, reply: replies[i] }] : []));
+    if (refused.length === rcpts.length || (refused.length && !perRecipient)) {
+      void conn.reset();
+      return { ok: false, failure: 'refused', reply: refused[0].reply, every: refused.length === rcpts.length && refused.every((x) => x.reply.code >= 500) };
+    }
+    return { ok: true, delivery: viaConnection(rt, conn), refused };
+  } catch (err) {
+    if (err instanceof NextHopError) rt.hopEvents.failure(err, 'MAIL');
+    conn.destroy();
+    return { ok: false, failure: 'lost' };
+  }
+}
+
 export function mxParts(rt: Runtime, session: SMTPServerSession, tx: MxTransaction): DeliveryPart[] {
   const rcpts = session.envelope.rcptTo;
   const parts: DeliveryPart[] = [];
@@ -56,12 +78,13 @@ export function mxParts(rt: Runtime, session: SMTPServerSession, tx: MxTransacti
     const recipients = rcpts.flatMap((r, i) => (recipientDomain(r.address) === domain ? [i] : []));
     const mine = recipients.map((i) => rcpts[i]);
     if (s.ok === 'pending') {
-      const relax = async (): Promise<EscalationOpen> => {
+      const lmtp = rt.config.listen_protocol === 'lmtp';
+      const relax = async (): Promise<RelaxOpen> => {
         const o = await rt.mx!.destinations.open(domain, true);
         if (!o.ok) return { ok: false, failure: 'tls' };
         // Handed back with the envelope's other transactions (session.ts, mxRelease).
         tx.dests.set(domain, { ok: true, dest: o.dest, accepted: mine.length });
-        return replay(rt, o.dest.conn, tx.from, mine, false);
+        return replayEach(rt, o.dest.conn, tx.from, recipients.map((i) => ({ index: i, addr: rcpts[i] })), lmtp);
       };
       parts.push({ label: domain, recipients, delivery: NOT_OPEN, policyFailure: { code: s.code, relax } });
       continue;
