@@ -26,6 +26,7 @@ import { message, openSession, RawSmtp, sendOne, transaction, type SendResult } 
 import { metricValue } from '../helpers/scripted-hop';
 import { BIN, REPO_ROOT } from '../helpers/paths';
 import { StartTlsClient } from '../helpers/starttls-client';
+import { rfc8460Errors } from '../helpers/rfc8460-schema';
 
 const IP = { a: '127.0.0.71', wrongName: '127.0.0.72', plain: '127.0.0.73', down: '127.0.0.74', noReqTls: '127.0.0.75', dropsMail: '127.0.0.76', sts: '127.0.0.80' };
 const tools = systemSkipReason(['unbound', 'unbound-checkconf', 'ldns-keygen', 'ldns-signzone', 'openssl']);
@@ -489,6 +490,7 @@ test('mx: TLS-RPT counts the sessions; the MTA-STS testing mismatch is reported 
   const r = spawnSync(process.execPath, [BIN, 'tlsrpt', 'report', '--date', day, '--domain', 'ststesting.test', '--state-dir', stateDir, '--organization', 'mailveil test'], { cwd: REPO_ROOT, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout);
+  assert.equal(rfc8460Errors(report), undefined, 'the report validates against RFC 8460 4.4');
   const p = report.policies[0];
   assert.equal(p.policy['policy-type'], 'sts');
   assert.equal(p.summary['total-failure-session-count'], 1);
@@ -496,6 +498,14 @@ test('mx: TLS-RPT counts the sessions; the MTA-STS testing mismatch is reported 
   const d = spawnSync(process.execPath, [BIN, 'tlsrpt', 'report', '--date', day, '--domain', 'dane.test', '--state-dir', stateDir], { cwd: REPO_ROOT, encoding: 'utf8' });
   assert.equal(d.status, 0, d.stderr);
   const dr = JSON.parse(d.stdout);
+  assert.equal(rfc8460Errors(dr), undefined);
+  // Hosts excluded before any connection are reported too: the bogus TLSA as dnssec-invalid, the MTA-STS enforce mismatch.
+  for (const [domain, type] of [['bogus.test', 'dnssec-invalid'], ['stsenforce.test', 'validation-failure']]) {
+    const x = spawnSync(process.execPath, [BIN, 'tlsrpt', 'report', '--date', day, '--domain', domain, '--state-dir', stateDir], { cwd: REPO_ROOT, encoding: 'utf8' });
+    assert.equal(x.status, 0, x.stderr);
+    const rep = JSON.parse(x.stdout);
+    assert.ok(rep.policies.some((q: { 'failure-details'?: { 'result-type': string }[] }) => q['failure-details']?.some((f) => f['result-type'] === type)), `${domain}: ${x.stdout}`);
+  }
   assert.equal(dr.policies[0].policy['policy-type'], 'tlsa');
   assert.ok(dr.policies[0].summary['total-successful-session-count'] >= 1);
   // Every instance of this file: no local part, address or card digits in any log line.
