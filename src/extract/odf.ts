@@ -95,13 +95,15 @@ class OdsHandler implements XmlHandlers {
 
   open(name: string, attrs: Readonly<Record<string, string>>): void {
     if (name === 'annotation' && this.tableDepth > 0) this.inAnnotation++;
+    if (name === 'table' && this.inAnnotation === 0) {
+      this.tableDepth++;
+      return;
+    }
     if (this.forwarding()) {
       this.outside.open(name, attrs);
       return;
     }
-    if (name === 'table') {
-      this.tableDepth++;
-    } else if (this.tableDepth === 1 && name === 'table-row') {
+    if (this.tableDepth === 1 && name === 'table-row') {
       this.row = [];
       this.col = 0;
       this.rowRepeat = count(attrs['number-rows-repeated']);
@@ -122,20 +124,21 @@ class OdsHandler implements XmlHandlers {
   }
 
   close(name: string): void {
-    if (this.forwarding()) {
-      if (name === 'table' && this.tableDepth === 0) return; // unbalanced: saxes reports it
-      this.outside.close(name);
-      if (name === 'annotation' && this.inAnnotation > 0) this.inAnnotation--;
-      return;
-    }
-    if (name === 'table') {
-      if (--this.tableDepth === 0) {
+    if (name === 'table' && this.inAnnotation === 0) {
+      if (this.tableDepth > 0 && --this.tableDepth === 0) {
         this.tables++;
         const rows = this.rows;
         this.rows = [];
         this.ctx.addText(`${this.path}#table${this.tables}`, tableText(rows), rows);
       }
-    } else if (this.cell !== undefined && (name === 'table-cell' || name === 'covered-table-cell')) {
+      return;
+    }
+    if (this.forwarding()) {
+      this.outside.close(name);
+      if (name === 'annotation' && this.inAnnotation > 0) this.inAnnotation--;
+      return;
+    }
+    if (this.cell !== undefined && (name === 'table-cell' || name === 'covered-table-cell')) {
       const text = this.cell.join('');
       this.cell = undefined;
       const row = this.row as string[];
