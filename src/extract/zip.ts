@@ -14,11 +14,15 @@
  *     counted again as they come, per entry and per archive. yauzl's
  *     validateEntrySizes makes an entry that inflates to more or fewer bytes
  *     than it declares an error: `corrupt`.
+ *   - A ratio hit stops the whole attachment, as amavisd-new treats an
+ *     archive bomb: it is unscannable anyway, and reading its other copies
+ *     would only spend the time budget.
  *   - File names are not decoded by yauzl (decodeStrings: false), so a name
  *     such as "../x" is just a path here, not an error that would hide the
  *     rest of the archive: nothing is written anywhere. UTF-8 when flag bit 11
  *     says so, else Latin-1 (close enough to CP437 for a path in a report).
  */
+import { inflateRawSync } from 'node:zlib';
 import * as yauzl from 'yauzl';
 import { ExtractStop, type ExtractContext } from './context';
 
@@ -26,6 +30,15 @@ export interface ZipEntry {
   name: string;
   raw: yauzl.Entry;
 }
+
+/**
+ * Entries this small (both sizes) are inflated in one synchronous call
+ * instead of through a stream: opening a zlib stream per entry costs more
+ * than inflating a small entry, and an archive of thousands of small files
+ * must stay fast. The checks are the same: output capped at the declared
+ * size, a different size is `corrupt`.
+ */
+const SMALL_ENTRY_BYTES = 64 * 1024;
 
 const UTF8_NAME_FLAG = 0x800;
 const ENCRYPTED_FLAG = 0x1;
@@ -63,7 +76,7 @@ export class ZipArchive {
   private constructor(
     private readonly ctx: ExtractContext,
     private readonly zip: yauzl.ZipFile,
-    private readonly size: number,
+    private readonly buf: Buffer,
     readonly entries: readonly ZipEntry[],
   ) {}
 
@@ -97,7 +110,7 @@ export class ZipArchive {
         zip.on('error', () => reject(new ExtractStop('corrupt', 'archive')));
         zip.readEntry();
       });
-      return new ZipArchive(ctx, zip, buf.length, entries);
+      return new ZipArchive(ctx, zip, buf, entries);
     } catch (err) {
       zip.close();
       throw err;
@@ -126,9 +139,19 @@ export class ZipArchive {
     if (ctx.expandedBytes + e.uncompressedSize > limits.maxExpandedBytes) throw new ExtractStop('expanded_size', 'all');
     const compressed = Math.max(1, e.compressedSize);
     if (e.uncompressedSize > limits.ratioFloorBytes && e.uncompressedSize / compressed > limits.maxEntryRatio) {
-      throw new ExtractStop('ratio', 'part');
+      throw new ExtractStop('ratio', 'all');
     }
     ctx.checkAlive();
+    if (e.uncompressedSize <= SMALL_ENTRY_BYTES && e.compressedSize <= SMALL_ENTRY_BYTES) {
+      const data = this.inflateSmall(e);
+      this.inflated += data.length;
+      ctx.addInflated(data.length);
+      if (this.inflated > limits.ratioFloorBytes && this.inflated / this.buf.length > limits.maxArchiveRatio) {
+        throw new ExtractStop('ratio', 'all');
+      }
+      if (data.length > 0) onChunk(data);
+      return;
+    }
     let stream: NodeJS.ReadableStream & { destroy(): void };
     try {
       stream = await openStream(this.zip, e);
@@ -144,9 +167,9 @@ export class ZipArchive {
         n += chunk.length;
         this.inflated += chunk.length;
         ctx.addInflated(chunk.length);
-        if (n > limits.ratioFloorBytes && n / compressed > limits.maxEntryRatio) throw new ExtractStop('ratio', 'part');
-        if (this.inflated > limits.ratioFloorBytes && this.inflated / this.size > limits.maxArchiveRatio) {
-          throw new ExtractStop('ratio', 'archive');
+        if (n > limits.ratioFloorBytes && n / compressed > limits.maxEntryRatio) throw new ExtractStop('ratio', 'all');
+        if (this.inflated > limits.ratioFloorBytes && this.inflated / this.buf.length > limits.maxArchiveRatio) {
+          throw new ExtractStop('ratio', 'all');
         }
         inCallback = true;
         onChunk(chunk);
@@ -158,6 +181,26 @@ export class ZipArchive {
       if (err instanceof ExtractStop || inCallback) throw err;
       throw new ExtractStop('corrupt', 'part');
     }
+  }
+
+  /** A small entry's bytes, inflated at once; exactly its declared size, or `corrupt`. */
+  private inflateSmall(e: yauzl.Entry): Buffer {
+    const local = e.relativeOffsetOfLocalHeader;
+    if (local + 30 > this.buf.length || this.buf.readUInt32LE(local) !== 0x04034b50) throw new ExtractStop('corrupt', 'part');
+    const start = local + 30 + this.buf.readUInt16LE(local + 26) + this.buf.readUInt16LE(local + 28);
+    if (start + e.compressedSize > this.buf.length) throw new ExtractStop('corrupt', 'part');
+    const raw = this.buf.subarray(start, start + e.compressedSize);
+    let data: Buffer;
+    if (e.compressionMethod === 0) data = raw;
+    else {
+      try {
+        data = inflateRawSync(raw, { maxOutputLength: Math.max(1, e.uncompressedSize) });
+      } catch {
+        throw new ExtractStop('corrupt', 'part');
+      }
+    }
+    if (data.length !== e.uncompressedSize) throw new ExtractStop('corrupt', 'part');
+    return data;
   }
 
   /** The first bytes of an entry (at least `max` unless it is shorter), to sniff what it is before inflating all of it. */
