@@ -22,14 +22,7 @@
  * inflated) and maxTextChars (text kept), time by maxTimeMs, checked per
  * inflated chunk and per batch of XML tokens, with a timer as a safety net.
  */
-import {
-  ExtractContext,
-  ExtractStop,
-  joinPath,
-  settlePart,
-  type ExtractKind,
-  type ExtractResult,
-} from './context';
+import { ExtractContext, ExtractStop, joinPath, settlePart, type ExtractKind, type ExtractResult } from './context';
 import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits } from './limits';
 import { detectOdf, readOdf } from './odf';
 import { detectOoxml, readOoxml } from './ooxml';
