@@ -46,6 +46,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['tls', 'mta-sts', 'tlsrpt'],
   ['detectors'],
   ['mime'],
+  ['extract'],
   ['rules'],
   ['headers'],
   // Keyed pseudonyms.
