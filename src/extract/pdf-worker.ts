@@ -56,7 +56,18 @@ const SAME_LINE = 0.5;
 
 const CMAP_DIR = join(dirname(require.resolve('pdfjs-dist/package.json')), 'cmaps') + '/';
 
-const pdfjsReady = import('pdfjs-dist/legacy/build/pdf.mjs');
+let pdfjsReady: Promise<typeof import('pdfjs-dist/legacy/build/pdf.mjs')> | undefined;
+/**
+ * pdfjs, loaded on first use (not when a test imports joinRuns). Its parser
+ * half (pdf.worker.mjs, which sets globalThis.pdfjsWorker, where pdfjs's
+ * fake worker finds it) is loaded here too, before 'ready': else the first
+ * document would spend its deadline loading 2 MB of JavaScript.
+ */
+function loadPdfjs() {
+  return (pdfjsReady ??= import(PDFJS_PARSER).then(() => import('pdfjs-dist/legacy/build/pdf.mjs')));
+}
+/** A constant, not a literal in import(): pdfjs-dist ships no types for this file, and only its side effect is wanted. */
+const PDFJS_PARSER = 'pdfjs-dist/legacy/build/pdf.worker.mjs';
 
 class Limit extends Error {
   constructor(
@@ -93,7 +104,7 @@ export function joinRuns(runs: readonly TextRun[]): string {
 }
 
 async function extract(req: PdfRequest): Promise<PdfReply> {
-  const pdfjs = await pdfjsReady;
+  const pdfjs = await loadPdfjs();
   const task = pdfjs.getDocument({
     data: req.data,
     isEvalSupported: false,
@@ -142,8 +153,12 @@ async function extract(req: PdfRequest): Promise<PdfReply> {
 
 if (parentPort) {
   const port = parentPort;
+  // pdfjs prints warnings about broken files (and, at load, about the
+  // canvas polyfills it does not need here) with console.log: they would
+  // go to the relay's stdout. A document's failure comes back as a reply.
+  console.log = console.warn = console.info = console.debug = () => undefined;
   // 'ready' once pdfjs is loaded, so a document's deadline is not spent loading it.
-  pdfjsReady.then(
+  loadPdfjs().then(
     () => port.postMessage('ready'),
     (err) => {
       throw err;

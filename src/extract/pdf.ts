@@ -179,13 +179,7 @@ export class PdfExtractor {
     const o = this.options;
     const worker = new Worker(WORKER_FILE, {
       resourceLimits: { maxOldGenerationSizeMb: o.maxOldGenerationSizeMb, maxYoungGenerationSizeMb: o.maxYoungGenerationSizeMb },
-      // pdfjs warns on the console at load (no DOMMatrix polyfill...) and
-      // about broken files; those lines are noise in the relay's log.
-      stdout: true,
-      stderr: true,
     });
-    worker.stdout.resume();
-    worker.stderr.resume();
     const slot: Slot = { worker, ready: false };
     this.#slots.add(slot);
     worker.on('message', (msg: PdfReply | 'ready') => {

@@ -9,7 +9,7 @@
  * reader must ask a password for.
  */
 import { createHash } from 'node:crypto';
-import { deflateSync } from 'node:zlib';
+import { constants, deflateRawSync, deflateSync } from 'node:zlib';
 
 /** An object's body: PDF syntax, or a stream (its dictionary gets /Length). */
 export type PdfObject = string | { dict?: string; stream: Buffer | string };
@@ -172,4 +172,79 @@ export function encryptedPdf(lines: readonly string[], userPassword: string, own
     trailer: `/Encrypt 6 0 R /ID [<${id.toString('hex')}> <${id.toString('hex')}>]`,
     encryptStream: (num, data) => rc4(objKey(num), data),
   });
+}
+
+/** zlib's adler32 (RFC 1950 8.2) of `data`, continuing from `adler`. */
+function adler32(data: Buffer, adler = 1): number {
+  let a = adler & 0xffff;
+  let b = adler >>> 16;
+  for (let i = 0; i < data.length; i++) {
+    a = (a + data[i]) % 65521;
+    b = (b + a) % 65521;
+  }
+  return ((b << 16) | a) >>> 0;
+}
+
+/**
+ * A FlateDecode stream (RFC 1950) that inflates to `prefix`, then `unit`
+ * repeated to `mib` MiB, then `suffix`, built in milliseconds: one MiB of
+ * units is compressed once with a full flush (which ends byte-aligned and
+ * starts the next block with no history), and those bytes are repeated.
+ * About 1 KiB of PDF per MiB inflated.
+ */
+export function inflatingStream(prefix: string, unit: string, mib: number, suffix: string): Buffer {
+  const MiB = 1 << 20;
+  const full = { finishFlush: constants.Z_FULL_FLUSH, level: 9 };
+  const chunk = Buffer.alloc(MiB, unit, 'latin1');
+  const block = deflateRawSync(chunk, full);
+  const pre = Buffer.from(prefix, 'latin1');
+  const post = Buffer.from(suffix, 'latin1');
+  let adler = adler32(pre);
+  const chunkAdler = adler32(chunk);
+  for (let i = 0; i < mib; i++) adler = adler32Combine(adler, chunkAdler, MiB);
+  adler = adler32(post, adler);
+  const trailer = Buffer.alloc(4);
+  trailer.writeUInt32BE(adler);
+  return Buffer.concat([
+    Buffer.from([0x78, 0xda]),
+    deflateRawSync(pre, full),
+    ...Array.from({ length: mib }, () => block),
+    deflateRawSync(post),
+    trailer,
+  ]);
+}
+
+/** zlib's adler32_combine: the adler32 of A then B from theirs and B's length. */
+function adler32Combine(adler1: number, adler2: number, len2: number): number {
+  const BASE = 65521;
+  const rem = len2 % BASE;
+  let sum1 = adler1 & 0xffff;
+  let sum2 = (rem * sum1) % BASE;
+  sum1 += (adler2 & 0xffff) + BASE - 1;
+  sum2 += (adler1 >>> 16) + (adler2 >>> 16) + BASE - rem;
+  if (sum1 >= BASE) sum1 -= BASE;
+  if (sum1 >= BASE) sum1 -= BASE;
+  if (sum2 >= BASE << 1) sum2 -= BASE << 1;
+  if (sum2 >= BASE) sum2 -= BASE;
+  return ((sum2 << 16) | sum1) >>> 0;
+}
+
+/**
+ * One page whose content stream inflates to `mib` MiB. 'spaces': blank
+ * bytes around one word, so the inflated bytes (outside the V8 heap) are
+ * the whole cost. 'numbers': one TJ array of `0 ` repeated, which pdfjs
+ * parses into a JS array of millions of numbers (inside the V8 heap).
+ */
+export function inflateBombPdf(kind: 'spaces' | 'numbers', mib: number): Buffer {
+  const stream =
+    kind === 'spaces'
+      ? inflatingStream('BT /F1 12 Tf 72 720 Td (bomb) Tj ', ' ', mib, ' ET')
+      : inflatingStream('BT /F1 12 Tf 72 720 Td [', '0 ', mib, '] TJ ET');
+  return buildPdf([
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [4 0 R] /Count 1 >>',
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>',
+    { dict: '/Filter /FlateDecode', stream },
+  ]);
 }
