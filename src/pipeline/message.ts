@@ -49,6 +49,12 @@ export interface EscalationFacts {
   mirroredOffersRequireTls: boolean;
   /** tls.secure_next_hop is configured. */
   secureNextHop: boolean;
+  /**
+   * mx mode: the name the certificate was checked against is vouched for by
+   * DNSSEC, DANE or MTA-STS, which RFC 8689 4.2.1 asks of REQUIRETLS (not of
+   * a require_tls rule). Absent in relay mode: the next hop is configured.
+   */
+  mirroredNameVouched?: boolean;
 }
 
 /** `if-offered`: REQUIRETLS on MAIL FROM where the hop advertises it; `required`: a hop that does not is no path (RFC 8689 4.2.1). */

@@ -56,7 +56,7 @@ const STS_POLICIES: Record<string, string> = {
 before(async () => {
   if (skip) return;
   pki = new TestPki('mx delivery');
-  const names = ['dane', 'danebad', 'nodane', 'bogus', 'stsok', 'stsenforce', 'ststesting', 'fallback', 'lmtpok', 'reqtls', 'v6', 'danetaok', 'secure'].map((d) => `mx1.${d}.test`);
+  const names = ['dane', 'danebad', 'nodane', 'bogus', 'stsok', 'stsenforce', 'ststesting', 'fallback', 'lmtpok', 'reqtls', 'v6', 'danetaok', 'secure', 'verifyins'].map((d) => `mx1.${d}.test`);
   const certA = pki.leaf('mx-a', { names: [...names, 'mx2.fallback.test'] });
   const certWrong = pki.leaf('mx-wrong', { names: ['someone-else.example'] });
   sinks.a = await startTlsSink({ cert: certA, host: IP.a, port: 25, refuseRcpt: /^nobody@/ });
@@ -108,6 +108,7 @@ before(async () => {
       { name: 'reqtls.test', mode: 'signed', records: mx(IP.noReqTls, `3 1 1 ${a}`) },
       // Same MX host as dane.test, but an MTA-STS policy (enforce) whose patterns it does not match.
       { name: 'shared.test', mode: 'unsigned', records: ['@ MX 10 mx1.dane.test.', '_mta-sts TXT "v=STSv1; id=1"', `mta-sts A ${IP.sts}`] },
+      { name: 'verifyins.test', mode: 'unsigned', records: mx(IP.a) },
       { name: 'danetaok.test', mode: 'signed', records: mx(IP.a, `2 1 1 ${spkiOf(pki.intermediate)}`) },
       { name: 'secure.test', mode: 'unsigned', records: mx(IP.a) },
       { name: 'danebadplain.test', mode: 'signed', records: mx(IP.plain, `3 1 1 ${'cd'.repeat(32)}`) },
@@ -132,6 +133,7 @@ before(async () => {
       '  plain.test: encrypt',
       '  wrongname.test: verify',
       '  secure.test: secure',
+      '  verifyins.test: verify',
       '',
     ].join('\n'),
   );
@@ -371,6 +373,15 @@ test('mx: require_tls with a card: a domain at may -> 451 4.7.5; over DANE -> de
   assert.equal(m.requireTls, true, 'REQUIRETLS on MAIL FROM where the MX offers it');
   assert.match(m.data.toString(), /^X-Mailveil-Verdict: redact; rules=card; tls=verified-required\r\n/);
   assert.ok(!m.data.toString().includes('4111 1111'));
+});
+
+test('mx: static verify over an unsigned MX answer is verified for a require_tls rule, not for REQUIRETLS (RFC 8689 4.2.1)', { skip }, async () => {
+  const card = await send(['vi@verifyins.test'], 'verify card', CARD_BODY);
+  assert.equal(card.final?.code, 250, line(card.final));
+  assert.equal(got('a', 'verify card').length, 1);
+  const req = await send(['vo@verifyins.test'], 'verify reqtls', 'nothing here\r\n', 'Require-TLS-ESMTP: yes\r\n');
+  assert.equal(req.final?.code, 451, line(req.final));
+  assert.equal(got('a', 'verify reqtls').length, 0);
 });
 
 test('mx: Require-TLS-ESMTP: yes is REQUIRETLS: a verified MX without REQUIRETLS -> 451 4.7.5; with it -> delivered', { skip }, async () => {

@@ -40,6 +40,9 @@ test('planEscalation: a verified mirrored hop serves; else secure_next_hop; else
   assert.deepEqual(planEscalation(facts({ esmtpRequireTls: true, mirroredVerified: true, secureNextHop: true })), { path: 'secure_next_hop', requireTls: 'required' });
   // Advertised but not verified is not enough.
   assert.deepEqual(planEscalation(facts({ mirroredOffersRequireTls: true })), { path: 'none' });
+  // mx mode: verify over an insecure MX answer serves a require_tls rule, never REQUIRETLS (RFC 8689 4.2.1).
+  assert.deepEqual(planEscalation(facts({ mirroredVerified: true, mirroredNameVouched: false })), { path: 'mirrored', requireTls: 'if-offered' });
+  assert.deepEqual(planEscalation(facts({ esmtpRequireTls: true, mirroredVerified: true, mirroredOffersRequireTls: true, mirroredNameVouched: false })), { path: 'none' });
 });
 
 test('readTlsFields: Require-TLS-ESMTP: yes and TLS-Required: No, any case, folded; near misses do not count', () => {

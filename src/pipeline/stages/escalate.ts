@@ -32,7 +32,8 @@ export type EscalationPlan = { path: 'mirrored' | 'secure_next_hop'; requireTls:
  */
 export function planEscalation(f: EscalationFacts & { esmtpRequireTls: boolean }): EscalationPlan {
   const requireTls: RequireTlsMode = f.esmtpRequireTls ? 'required' : 'if-offered';
-  if (f.mirroredVerified && (requireTls === 'if-offered' || f.mirroredOffersRequireTls)) return { path: 'mirrored', requireTls };
+  const vouched = requireTls === 'if-offered' || f.mirroredNameVouched !== false;
+  if (f.mirroredVerified && vouched && (requireTls === 'if-offered' || f.mirroredOffersRequireTls)) return { path: 'mirrored', requireTls };
   if (f.secureNextHop) return { path: 'secure_next_hop', requireTls };
   return { path: 'none' };
 }

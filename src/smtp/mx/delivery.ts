@@ -92,7 +92,7 @@ export function mxParts(rt: Runtime, session: SMTPServerSession, tx: MxTransacti
     const conn = s.dest.conn;
     const delivery = viaConnection(rt, conn);
     const escalation: Escalation = {
-      facts: () => ({ mirroredVerified: s.dest.verified && conn.usable, mirroredOffersRequireTls: conn.supports('REQUIRETLS'), secureNextHop: false }),
+      facts: () => ({ mirroredVerified: s.dest.verified && conn.usable, mirroredOffersRequireTls: conn.supports('REQUIRETLS'), secureNextHop: false, mirroredNameVouched: s.dest.nameVouched }),
       async open(_path, mode): Promise<EscalationOpen> {
         if (!conn.supports('REQUIRETLS')) return mode === 'required' ? { ok: false, failure: 'no_requiretls' } : { ok: true, delivery };
         if (!(await conn.reset())) return { ok: false, failure: 'lost' };

@@ -27,6 +27,12 @@ export interface Destination {
   attempt: Attempt;
   /** The TLS the connection has is verified at a level that demands it (DANE, MTA-STS enforce, verify, secure). */
   verified: boolean;
+  /**
+   * The name the certificate was checked against is vouched for: DANE,
+   * MTA-STS, a static secure entry, or verify over a DNSSEC-secure MX answer.
+   * RFC 8689 4.2.1 asks this of REQUIRETLS; a require_tls rule does not.
+   */
+  nameVouched: boolean;
   /** The MX host as a pseudonym, for logs. */
   mx: string;
   /** The connection served an earlier message. */
@@ -114,10 +120,10 @@ export class MxDestinations {
 
   private destination(policy: DomainPolicy, conn: NextHopConnection, attempt: Attempt, reused: boolean): Destination {
     const t = conn.tls;
-    // `verify` checks the MX host name, which only a DNSSEC-secure MX answer vouches for (RFC 8689 4.2.1; MTA-STS names the MX itself).
+    // `verify` checks the MX host name, which only a DNSSEC-secure MX answer vouches for (MTA-STS names the MX itself).
     const nameVouched = t?.level !== 'verify' || attempt.target.source === 'mta-sts' || policy.mxLookup.secure === true;
-    const verified = Boolean(t && t.verified && mustVerify(t.level) && t.result === 'ok' && nameVouched);
-    return { domain: policy.domain, policy, conn, attempt, verified, mx: this.deps.pseudonyms.token('host', attempt.target.host), reused };
+    const verified = Boolean(t && t.verified && mustVerify(t.level) && t.result === 'ok');
+    return { domain: policy.domain, policy, conn, attempt, verified, nameVouched, mx: this.deps.pseudonyms.token('host', attempt.target.host), reused };
   }
 
   /** An idle connection still valid under today's policy: same host, same TLS settings. */
