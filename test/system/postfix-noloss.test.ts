@@ -458,7 +458,9 @@ test('kill -9 mailveil mid-stream with several messages queued; restart on the s
   const msgs = [1, 2, 3, 4, 5].map((i) => makeMessage(`s3-${i}`, 4_000_000));
   // mailveil is down: Postfix queues (defers) them all.
   for (const m of msgs) await submit(c.front, m);
-  await c.front.waitForQueue((q) => q.length === msgs.length && q.every((e) => e.queue_name === 'deferred'), 'all five deferred', 30_000);
+  // Each was deferred at least once. Not "all in deferred/ at once": with the harness's short backoff qmgr keeps
+  // moving them through active/ and incoming/, and under load the five are rarely caught in deferred/ together.
+  await c.front.waitForQueue((q) => q.length === msgs.length && q.every((e) => e.recipients.every((r) => Boolean(r.delay_reason))), 'all five deferred once', 30_000);
 
   const mv = await c.startMv();
   const base = procIo(mv.pid)?.rchar ?? 0;
